@@ -1,0 +1,234 @@
+"""Config models and loading: `tfrun.hcl` files from the live root down, then `stack.hcl`.
+
+Each file is validated on its own (so an unknown key or a wrong type names the file that has
+it), then the files are merged, nearer file winning and maps merging key by key, and the
+result is validated once more as a whole (so a missing required value names the root file).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tfrun.errors import ConfigError
+from tfrun.hcl import parse_file
+
+ROOT_FILE = "tfrun.hcl"
+STACK_FILE = "stack.hcl"
+DEFAULT_KEY = "{env}/{region}/{stack}.tfstate"
+KEY_FIELDS = frozenset({"env", "region", "stack", "account_id", "repo"})
+PROTECTED_BY_DEFAULT = frozenset({"prod", "production"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class StateConfig(_Model):
+    bucket: str | None = None
+    region: str | None = None
+    dynamodb_table: str | None = None
+    key: str | None = None
+    encrypt: bool | None = None
+    profile: str | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key_template(cls, key: str | None) -> str | None:
+        if key is None:
+            return key
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(key) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"the key template {key!r} is malformed ({exc})") from None
+        unknown = fields - KEY_FIELDS
+        if unknown:
+            raise ValueError(
+                f"the key template uses {', '.join(sorted(unknown))}; "
+                f"it may use only {', '.join('{' + f + '}' for f in sorted(KEY_FIELDS))}"
+            )
+        return key
+
+
+class Environment(_Model):
+    account_id: str | None = None
+    profile: str | None = None
+    protected: bool | None = None
+    region: str | None = None
+    # Set to false to forbid applies from a laptop entirely (CI only).
+    laptop_apply: bool | None = None
+
+    @field_validator("account_id")
+    @classmethod
+    def _account_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{12}", value):
+            raise ValueError(f"an AWS account id is 12 digits, not {value!r}")
+        return value
+
+
+class RetryConfig(_Model):
+    attempts: int | None = Field(default=None, ge=1, le=10)
+    backoff_s: float | None = Field(default=None, ge=0, le=300)
+
+
+class FileConfig(_Model):
+    """What any one config file may say; everything optional, nothing unknown."""
+
+    repo: str | None = None
+    state: StateConfig | None = None
+    environments: dict[str, Environment] | None = None
+    tags: dict[str, str] | None = None
+    terraform_version: str | None = None
+    providers: dict[str, str] | None = None
+    endpoint: str | None = None
+    default_region: str | None = None
+    retry: RetryConfig | None = None
+    # Stack-level settings (allowed in any file; usually in stack.hcl).
+    owner: str | None = None
+    dependencies: list[str] | None = None
+    remote_state: dict[str, str] | None = None
+    consumers: list[str] | None = None
+    env: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    key: str | None = None
+
+
+# Keys that describe one stack and make no sense in a file shared by many.
+_STACK_ONLY = ("dependencies", "remote_state", "key")
+# Keys that describe the whole repository and belong only in the root file.
+_ROOT_ONLY = ("repo", "state", "environments", "endpoint", "retry")
+
+
+class Config(_Model):
+    """The merged, effective config of one stack."""
+
+    repo: str | None
+    state: StateConfig
+    environments: dict[str, Environment]
+    tags: dict[str, str]
+    terraform_version: str | None
+    providers: dict[str, str]
+    endpoint: str | None
+    default_region: str | None
+    retry: RetryConfig
+    owner: str | None
+    dependencies: list[str]
+    remote_state: dict[str, str]
+    consumers: list[str]
+    env: str | None
+    region: str | None
+    profile: str | None
+    key: str | None
+    sources: tuple[Path, ...]
+
+    @property
+    def key_template(self) -> str:
+        return self.key or self.state.key or DEFAULT_KEY
+
+    def is_protected(self, env: str) -> bool:
+        environment = self.environments.get(env)
+        if environment is not None and environment.protected is not None:
+            return environment.protected
+        return env in PROTECTED_BY_DEFAULT
+
+
+def _format_error(path: Path, exc: ValidationError) -> ConfigError:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{where}'")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"'{where}': {message}")
+    return ConfigError(f"{path}: " + "; ".join(problems) + ".")
+
+
+def _normalise_blocks(data: dict[str, Any]) -> dict[str, Any]:
+    """python-hcl2 gives `state { ... }` as a list of one dict; `state = { ... }` as a dict."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            if len(value) > 1:
+                raise ValueError(f"the block '{key}' appears {len(value)} times")
+            value = value[0]
+        out[key] = value
+    return out
+
+
+def load_file(path: Path, *, is_root: bool, is_stack: bool) -> dict[str, Any]:
+    """One file's settings as a dict of the keys it sets, validated."""
+    raw = parse_file(path)
+    try:
+        data = _normalise_blocks(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}; write it once.") from None
+    try:
+        FileConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _format_error(path, exc) from None
+    misplaced = [k for k in _ROOT_ONLY if k in data and not is_root]
+    misplaced += [k for k in _STACK_ONLY if k in data and not is_stack]
+    if misplaced:
+        where = "the root tfrun.hcl" if misplaced[0] in _ROOT_ONLY else "a stack's stack.hcl"
+        raise ConfigError(
+            f"{path}: '{misplaced[0]}' belongs in {where}, not here "
+            "(it would apply to the wrong set of stacks)."
+        )
+    return data
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Nearer file wins; maps merge key by key, recursively."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def build(files: Iterable[tuple[Path, dict[str, Any]]], root_file: Path) -> Config:
+    """Merge the per-file settings (root first) into one validated `Config`."""
+    merged: dict[str, Any] = {}
+    sources = []
+    for path, data in files:
+        merged = merge(merged, data)
+        sources.append(path)
+    state = StateConfig.model_validate(merged.get("state") or {})
+    missing = [name for name in ("bucket", "region") if getattr(state, name) is None]
+    if missing:
+        raise ConfigError(
+            f"{root_file}: the 'state' block must set {' and '.join(missing)} "
+            '(for example: state { bucket = "acme-tfstate"  region = "eu-west-1" }).'
+        )
+    defaults: dict[str, Any] = {
+        "repo": None,
+        "environments": {},
+        "tags": {},
+        "terraform_version": None,
+        "providers": {},
+        "endpoint": None,
+        "default_region": None,
+        "retry": {},
+        "owner": None,
+        "dependencies": [],
+        "remote_state": {},
+        "consumers": [],
+        "env": None,
+        "region": None,
+        "profile": None,
+        "key": None,
+    }
+    values = {**defaults, **merged, "state": state, "sources": tuple(sources)}
+    try:
+        return Config.model_validate(values)
+    except ValidationError as exc:  # pragma: no cover - each file was validated already
+        raise _format_error(sources[-1] if sources else root_file, exc) from None

@@ -1,0 +1,227 @@
+"""Find the live root and the stacks under a path, and what each stack is (DESIGN §1).
+
+No subprocesses and no terraform here: only the file system and the config files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from tfrun.config import ROOT_FILE, STACK_FILE, Config, build, load_file
+from tfrun.errors import ConfigError
+
+REGION = re.compile(r"(?P<env>.+?)-(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d)")
+GLOBAL_REGION = "global"
+# Files tfrun writes; they do not make a directory a stack.
+GENERATED_NAMES = frozenset(
+    {"backend.tf", "provider.tf", "versions.tf", "remote_state.tf", "tfrun_override.tf"}
+)
+_SKIP_DIRS = frozenset({"modules", "node_modules"})
+# Stacks sit one or two levels below the environment folder (`network`, `platform/eks`).
+MIN_STACK_DEPTH = 2
+MAX_STACK_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class Stack:
+    root: Path
+    path: Path
+    rel: str  # relative to the live root, with forward slashes
+    env: str
+    region: str  # as in the state key: "global" for folders without a region
+    provider_region: str
+    name: str
+    key: str
+    config: Config
+
+    @property
+    def account_id(self) -> str | None:
+        environment = self.config.environments.get(self.env)
+        return environment.account_id if environment else None
+
+    @property
+    def profile(self) -> str | None:
+        if self.config.profile:
+            return self.config.profile
+        environment = self.config.environments.get(self.env)
+        return environment.profile if environment else None
+
+    @property
+    def protected(self) -> bool:
+        return self.config.is_protected(self.env)
+
+    @property
+    def repo(self) -> str:
+        return self.config.repo or _git_toplevel_name(self.root)
+
+
+def find_root(start: Path) -> Path:
+    """The directory of the top-most `tfrun.hcl` at or above `start`."""
+    start = start.resolve()
+    if start.is_file():
+        start = start.parent
+    root = None
+    for candidate in (start, *start.parents):
+        if (candidate / ROOT_FILE).is_file():
+            root = candidate
+    if root is None:
+        raise ConfigError(
+            f"{start}: no {ROOT_FILE} here or in any folder above, so this is not inside a "
+            f"tfrun live repository. Run tfrun inside one, or create a {ROOT_FILE} at its root."
+        )
+    return root
+
+
+def split_env_region(component: str) -> tuple[str, str | None]:
+    match = REGION.fullmatch(component)
+    if match:
+        return match["env"], match["region"]
+    return component, None
+
+
+def is_stack_dir(path: Path) -> bool:
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return STACK_FILE in names or any(
+        name.endswith(".tf") and name not in GENERATED_NAMES for name in names
+    )
+
+
+def _walk(directory: Path, depth: int) -> Iterator[Path]:
+    """Stack folders below `directory`, which is `depth` levels below the live root."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.is_dir() or entry.name.startswith(".") or entry.name in _SKIP_DIRS:
+            continue
+        path = Path(entry.path)
+        if depth + 1 >= MIN_STACK_DEPTH and is_stack_dir(path):
+            yield path
+        if depth + 1 < MAX_STACK_DEPTH:
+            yield from _walk(path, depth + 1)
+
+
+class Repository:
+    """One live root: loads each config file once, however many stacks share it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._files: dict[Path, dict[str, Any]] = {}
+
+    @classmethod
+    def containing(cls, path: Path) -> Repository:
+        return cls(find_root(path))
+
+    @cached_property
+    def root_config_file(self) -> Path:
+        return self.root / ROOT_FILE
+
+    def _load(self, path: Path, *, is_stack: bool) -> dict[str, Any]:
+        if path not in self._files:
+            self._files[path] = load_file(
+                path, is_root=path == self.root_config_file, is_stack=is_stack
+            )
+        return self._files[path]
+
+    def config_files(self, stack_dir: Path) -> list[Path]:
+        rel = stack_dir.relative_to(self.root)
+        chain = [self.root, *(self.root / Path(*rel.parts[: i + 1]) for i in range(len(rel.parts)))]
+        files = [d / ROOT_FILE for d in chain if (d / ROOT_FILE).is_file()]
+        if (stack_dir / STACK_FILE).is_file():
+            files.append(stack_dir / STACK_FILE)
+        return files
+
+    def stack_paths(self, under: Path) -> list[Path]:
+        """Stack folders at or below `under`, sorted by path."""
+        under = under.resolve()
+        self._check_inside(under)
+        depth = len(under.relative_to(self.root).parts)
+        own = [under] if MIN_STACK_DEPTH <= depth <= MAX_STACK_DEPTH and is_stack_dir(under) else []
+        return own + list(_walk(under, depth))
+
+    def stacks(self, under: Path | None = None) -> list[Stack]:
+        return [self.stack(path) for path in self.stack_paths(under or self.root)]
+
+    def _check_inside(self, path: Path) -> None:
+        if path != self.root and self.root not in path.parents:
+            raise ConfigError(f"{path}: this is outside the live root {self.root}.")
+
+    def stack(self, path: Path) -> Stack:
+        path = path.resolve()
+        self._check_inside(path)
+        rel_parts = path.relative_to(self.root).parts
+        if len(rel_parts) < 2:
+            raise ConfigError(
+                f"{path}: a stack lives in a folder below an environment folder "
+                f"(<env>-<region>/<stack>), and this is not one."
+            )
+        files = self.config_files(path)
+        loaded = [
+            (f, self._load(f, is_stack=f.name == STACK_FILE or f.parent == path)) for f in files
+        ]
+        config = build(loaded, self.root_config_file)
+        env, path_region = split_env_region(rel_parts[0])
+        env = config.env or env
+        region = config.region or path_region or GLOBAL_REGION
+        if env not in config.environments:
+            known = ", ".join(sorted(config.environments)) or "none"
+            raise ConfigError(
+                f"{path}: the environment '{env}' (from "
+                f"{'its config' if config.env else 'the folder ' + rel_parts[0]}) is not in "
+                f"'environments' in {self.root_config_file} (known: {known}). Add it there."
+            )
+        environment = config.environments[env]
+        provider_region = (
+            config.region
+            or path_region
+            or environment.region
+            or config.default_region
+            or config.state.region
+        )
+        assert provider_region is not None  # state.region is required
+        name = "/".join(rel_parts[1:])
+        rel = "/".join(rel_parts)
+        stack = Stack(
+            root=self.root,
+            path=path,
+            rel=rel,
+            env=env,
+            region=region,
+            provider_region=provider_region,
+            name=name,
+            key="",
+            config=config,
+        )
+        key = config.key_template.format(
+            env=env,
+            region=region,
+            stack=name,
+            account_id=environment.account_id or "",
+            repo=stack.repo,
+        )
+        return Stack(**{**stack.__dict__, "key": key})
+
+
+_TOPLEVEL_CACHE: dict[Path, str] = {}
+
+
+def _git_toplevel_name(path: Path) -> str:
+    """The repository's name: the git top-level folder, else the live root's parent."""
+    if path not in _TOPLEVEL_CACHE:
+        name = path.parent.name
+        for candidate in (path, *path.parents):
+            if (candidate / ".git").exists():
+                name = candidate.name
+                break
+        _TOPLEVEL_CACHE[path] = name
+    return _TOPLEVEL_CACHE[path]

@@ -1,0 +1,236 @@
+"""Reading HCL with python-hcl2, and writing it with a small escaping emitter.
+
+Reading: python-hcl2 parses; we turn its output into plain Python values (strings unquoted
+and unescaped, single blocks as dicts) so the config models see what the user meant.
+
+Writing: every generated file is built from `Block`s whose values are Python data. Strings are
+always emitted through `quote`, which escapes everything HCL would otherwise interpret
+(`"`, `\\`, newlines, `${`, `%{`), so no config value can inject HCL. Only `Expr` values, which
+tfrun builds itself from fixed text and validated identifiers, are written verbatim.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import hcl2
+from lark.exceptions import UnexpectedInput
+
+from tfrun.errors import ConfigError
+
+_READ_OPTIONS = hcl2.SerializationOptions(
+    with_comments=False,
+    explicit_blocks=False,
+    strip_string_quotes=True,
+    preserve_heredocs=False,
+)
+_READ_OPTIONS_WITH_LINES = hcl2.SerializationOptions(
+    with_comments=False,
+    with_meta=True,
+    explicit_blocks=False,
+    strip_string_quotes=True,
+    preserve_heredocs=False,
+)
+_META_KEYS = frozenset({"__start_line__", "__end_line__"})
+
+
+def parse_text(text: str, source: Path, *, with_lines: bool = False) -> dict[str, Any]:
+    """Parse HCL text; a syntax error names the file and, when known, the line."""
+    options = _READ_OPTIONS_WITH_LINES if with_lines else _READ_OPTIONS
+    try:
+        data = hcl2.loads(text, serialization_options=options)
+    except UnexpectedInput as exc:
+        raise ConfigError(
+            f"{source}:{exc.line}:{exc.column}: this is not valid HCL "
+            f"(the parser stopped here: {_context_line(text, exc.line)!r}). "
+            "Fix the syntax and run tfrun again."
+        ) from None
+    except Exception as exc:  # python-hcl2 raises plain exceptions for some inputs
+        raise ConfigError(f"{source}: this is not valid HCL ({exc}).") from None
+    return _plain(data)  # type: ignore[no-any-return]
+
+
+def parse_file(path: Path, *, with_lines: bool = False) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read this file ({exc}).") from None
+    return parse_text(text, path, with_lines=with_lines)
+
+
+def _context_line(text: str, line: int) -> str:
+    lines = text.splitlines()
+    return lines[line - 1].strip() if 0 < line <= len(lines) else ""
+
+
+def _plain(value: Any) -> Any:
+    """Undo the HCL-isms python-hcl2 leaves in its output."""
+    if isinstance(value, str):
+        # python-hcl2 resolves backslash escapes but leaves the template escapes.
+        return value.replace("$${", "${").replace("%%{", "%{")
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {(k if k in _META_KEYS else _unquote_key(k)): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _unquote_key(key: str) -> str:
+    if len(key) >= 2 and key[0] == '"' and key[-1] == '"':
+        return str(_plain(hcl2.loads(f"k = {key}", serialization_options=_READ_OPTIONS)["k"]))
+    return key
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+@dataclass(frozen=True)
+class Expr:
+    """An HCL expression written verbatim. Only for text tfrun itself controls."""
+
+    text: str
+
+
+Value: TypeAlias = "str | bool | int | float | Expr | Sequence[Value] | Mapping[str, Value] | None"
+
+
+@dataclass
+class Block:
+    type: str
+    labels: tuple[str, ...] = ()
+    body: list[Attribute | Block] = field(default_factory=list)
+
+    def attr(self, name: str, value: Value) -> Block:
+        self.body.append(Attribute(name, value))
+        return self
+
+    def block(self, child: Block) -> Block:
+        self.body.append(child)
+        return self
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    value: Value
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+_INDENT = "  "
+
+
+def quote(text: str) -> str:
+    """An HCL quoted-string literal whose value is exactly `text`."""
+    out = ['"']
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        if ch in "$%" and nxt == "{":
+            out.append(ch * 2 + "{")  # `$${` and `%%{` are HCL's literal `${` and `%{`
+            i += 2
+            continue
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ch == "\x7f" or 0xD800 <= ord(ch) <= 0xDFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+        i += 1
+    out.append('"')
+    return "".join(out)
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not an HCL identifier: {name!r}")
+    return name
+
+
+def render_value(value: Value, depth: int) -> str:
+    if isinstance(value, Expr):
+        return value.text
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, Mapping):
+        if not value:
+            return "{}"
+        pad = _INDENT * (depth + 1)
+        keys = [quote(str(k)) for k in value]
+        width = max(len(k) for k in keys)
+        lines = [
+            f"{pad}{key.ljust(width)} = {render_value(item, depth + 1)}"
+            for key, item in zip(keys, value.values(), strict=True)
+        ]
+        return "{\n" + "\n".join(lines) + "\n" + _INDENT * depth + "}"
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(render_value(item, depth) for item in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as HCL")
+
+
+def _render_block(block: Block, depth: int) -> list[str]:
+    pad = _INDENT * depth
+    header = " ".join([_identifier(block.type), *(quote(label) for label in block.labels)])
+    lines = [f"{pad}{header} {{"]
+    lines.extend(_render_body(block.body, depth + 1))
+    lines.append(f"{pad}}}")
+    return lines
+
+
+def _render_body(body: Sequence[Attribute | Block], depth: int) -> list[str]:
+    """Attributes aligned on `=` per run, blocks separated by a blank line, as terraform fmt."""
+    lines: list[str] = []
+    run: list[Attribute] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        width = max(len(a.name) for a in run)
+        for a in run:
+            lines.append(
+                f"{_INDENT * depth}{_identifier(a.name).ljust(width)} = "
+                f"{render_value(a.value, depth)}"
+            )
+        run.clear()
+
+    for item in body:
+        if isinstance(item, Attribute):
+            run.append(item)
+            if "\n" in render_value(item.value, depth):
+                # terraform fmt ends an alignment run at a multi-line value.
+                multi_line = run.pop()
+                flush()
+                run.append(multi_line)
+                flush()
+            continue
+        flush()
+        if lines:
+            lines.append("")
+        lines.extend(_render_block(item, depth))
+    flush()
+    return lines
+
+
+def render(blocks: Sequence[Block], header: str = "") -> str:
+    parts = [header.rstrip("\n")] if header else []
+    for block in blocks:
+        parts.append("\n".join(_render_block(block, 0)))
+    return "\n\n".join(parts) + "\n"
