@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.text import Text
 
 # stderr carries tfrun's own messages so that stdout stays terraform's (`tfrun output -json`).
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -12,11 +13,12 @@ stdout = Console(highlight=False, soft_wrap=True)
 
 
 def error(message: str) -> None:
-    stderr.print(f"[bold red]tfrun: error:[/] {message}", markup=True, highlight=False)
+    # Text, not markup: messages quote user input, which may hold "[...]".
+    stderr.print(Text.assemble(("tfrun: error: ", "bold red"), message))
 
 
 def info(message: str) -> None:
-    stderr.print(f"[dim]tfrun:[/] {message}", markup=True, highlight=False)
+    stderr.print(Text.assemble(("tfrun: ", "dim"), message))
 
 
 def out(text: str) -> None:
