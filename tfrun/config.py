@@ -11,9 +11,9 @@ import re
 import string
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tfrun.errors import ConfigError
 from tfrun.hcl import parse_file
@@ -25,6 +25,25 @@ KEY_FIELDS = frozenset({"env", "region", "stack", "account_id", "repo"})
 PROTECTED_BY_DEFAULT = frozenset({"prod", "production"})
 
 
+def _check_key_template(key: str | None) -> str | None:
+    if key is None:
+        return key
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(key) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"the key template {key!r} is malformed ({exc})") from None
+    unknown = fields - KEY_FIELDS
+    if unknown:
+        raise ValueError(
+            f"the key template uses {', '.join(sorted(unknown))}; "
+            f"it may use only {', '.join('{' + f + '}' for f in sorted(KEY_FIELDS))}"
+        )
+    return key
+
+
+KeyTemplate = Annotated[str | None, AfterValidator(_check_key_template)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -33,26 +52,9 @@ class StateConfig(_Model):
     bucket: str | None = None
     region: str | None = None
     dynamodb_table: str | None = None
-    key: str | None = None
+    key: KeyTemplate = None
     encrypt: bool | None = None
     profile: str | None = None
-
-    @field_validator("key")
-    @classmethod
-    def _key_template(cls, key: str | None) -> str | None:
-        if key is None:
-            return key
-        try:
-            fields = {name for _, name, _, _ in string.Formatter().parse(key) if name is not None}
-        except ValueError as exc:
-            raise ValueError(f"the key template {key!r} is malformed ({exc})") from None
-        unknown = fields - KEY_FIELDS
-        if unknown:
-            raise ValueError(
-                f"the key template uses {', '.join(sorted(unknown))}; "
-                f"it may use only {', '.join('{' + f + '}' for f in sorted(KEY_FIELDS))}"
-            )
-        return key
 
 
 class Environment(_Model):
@@ -96,7 +98,7 @@ class FileConfig(_Model):
     env: str | None = None
     region: str | None = None
     profile: str | None = None
-    key: str | None = None
+    key: KeyTemplate = None
 
 
 # Keys that describe one stack and make no sense in a file shared by many.

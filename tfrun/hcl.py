@@ -68,10 +68,8 @@ def _context_line(text: str, line: int) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Undo the HCL-isms python-hcl2 leaves in its output."""
-    if isinstance(value, str):
-        # python-hcl2 resolves backslash escapes but leaves the template escapes.
-        return value.replace("$${", "${").replace("%%{", "%{")
+    """Unquote the keys python-hcl2 leaves quoted. (It resolves backslash escapes in values
+    but keeps `$${` as written; tfrun's config values are plain text, so that is left be.)"""
     if isinstance(value, list):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
@@ -131,7 +129,9 @@ def quote(text: str) -> str:
         ch = text[i]
         nxt = text[i + 1] if i + 1 < len(text) else ""
         if ch in "$%" and nxt == "{":
-            out.append(ch * 2 + "{")  # `$${` and `%%{` are HCL's literal `${` and `%{`
+            # A literal `${` or `%{`. HCL's own `$${` escape is not used: python-hcl2 misreads
+            # it before some characters, and an escaped brace means the same to Terraform.
+            out.append(ch + "\\u007b")
             i += 2
             continue
         if ch == "\\":
@@ -173,59 +173,51 @@ def render_value(value: Value, depth: int) -> str:
     if isinstance(value, Mapping):
         if not value:
             return "{}"
-        pad = _INDENT * (depth + 1)
-        keys = [quote(str(k)) for k in value]
-        width = max(len(k) for k in keys)
-        lines = [
-            f"{pad}{key.ljust(width)} = {render_value(item, depth + 1)}"
-            for key, item in zip(keys, value.values(), strict=True)
-        ]
-        return "{\n" + "\n".join(lines) + "\n" + _INDENT * depth + "}"
+        entries = [(quote(str(k)), render_value(v, depth + 1)) for k, v in value.items()]
+        return "{\n" + "\n".join(_aligned(entries, depth + 1)) + "\n" + _INDENT * depth + "}"
     if isinstance(value, Sequence):
         return "[" + ", ".join(render_value(item, depth) for item in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} as HCL")
+
+
+def _aligned(entries: Sequence[tuple[str, str]], depth: int) -> list[str]:
+    """`name = value` lines with the `=` aligned per run, as terraform fmt does: a multi-line
+    value ends a run and stands alone."""
+    lines: list[str] = []
+    run: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        width = max((len(name) for name, _ in run), default=0)
+        lines.extend(f"{_INDENT * depth}{name.ljust(width)} = {text}" for name, text in run)
+        run.clear()
+
+    for name, text in entries:
+        if "\n" in text:
+            flush()
+            run.append((name, text))
+            flush()
+        else:
+            run.append((name, text))
+    flush()
+    return lines
 
 
 def _render_block(block: Block, depth: int) -> list[str]:
     pad = _INDENT * depth
     header = " ".join([_identifier(block.type), *(quote(label) for label in block.labels)])
     lines = [f"{pad}{header} {{"]
-    lines.extend(_render_body(block.body, depth + 1))
-    lines.append(f"{pad}}}")
-    return lines
-
-
-def _render_body(body: Sequence[Attribute | Block], depth: int) -> list[str]:
-    """Attributes aligned on `=` per run, blocks separated by a blank line, as terraform fmt."""
-    lines: list[str] = []
-    run: list[Attribute] = []
-
-    def flush() -> None:
-        if not run:
-            return
-        width = max(len(a.name) for a in run)
-        for a in run:
-            lines.append(
-                f"{_INDENT * depth}{_identifier(a.name).ljust(width)} = "
-                f"{render_value(a.value, depth)}"
-            )
-        run.clear()
-
-    for item in body:
+    attributes: list[tuple[str, str]] = []
+    for item in block.body:
         if isinstance(item, Attribute):
-            run.append(item)
-            if "\n" in render_value(item.value, depth):
-                # terraform fmt ends an alignment run at a multi-line value.
-                multi_line = run.pop()
-                flush()
-                run.append(multi_line)
-                flush()
+            attributes.append((_identifier(item.name), render_value(item.value, depth + 1)))
             continue
-        flush()
-        if lines:
+        lines.extend(_aligned(attributes, depth + 1))
+        attributes.clear()
+        if len(lines) > 1:
             lines.append("")
-        lines.extend(_render_block(item, depth))
-    flush()
+        lines.extend(_render_block(item, depth + 1))
+    lines.extend(_aligned(attributes, depth + 1))
+    lines.append(f"{pad}}}")
     return lines
 
 

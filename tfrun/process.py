@@ -76,11 +76,19 @@ def _sigint_deferred() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def run_foreground(argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> int:
+def run_foreground(
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    stdout: IO[str] | None = None,
+) -> int:
     """Run with the terminal attached; returns the exit code, or 130 after a Ctrl-C."""
     executable = resolve_executable(argv[0])
+    if stdout is not None:
+        stdout.flush()
     with _sigint_deferred() as interrupted:
-        child = subprocess.Popen([executable, *argv[1:]], cwd=cwd, env=_environ(env))
+        child = subprocess.Popen([executable, *argv[1:]], cwd=cwd, env=_environ(env), stdout=stdout)
         while True:
             try:
                 returncode = child.wait()

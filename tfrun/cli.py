@@ -1,0 +1,256 @@
+"""The command line: the only module that parses arguments, and the one place that turns
+errors into a message and an exit code (DESIGN §8).
+
+Two shapes of command line:
+
+* tfrun's own commands (`generate`, `graph`, `sandbox`, `check`, ...) use argparse.
+* Anything else is a terraform command run through tfrun (`tfrun plan`, `tfrun state list`,
+  `tfrun run-all apply --env staging`). There tfrun's options are the long ones with two
+  dashes listed in `RUN_OPTIONS`; single-dash options (`-raw`, `-target=...`) and everything
+  after `--` go to terraform unchanged. The first plain argument naming an existing folder is
+  the PATH to run in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tfrun import __version__, ui
+from tfrun.errors import ExitCode, TfrunError, UsageError
+
+OWN_COMMANDS = ("generate", "graph", "sandbox", "check", "affected", "ci")
+# terraform options that take their value as the next argument, so that value is never PATH.
+_TF_VALUE_OPTIONS = frozenset(
+    {
+        "-var", "-var-file", "-target", "-replace", "-state", "-state-out", "-backup",
+        "-out", "-plugin-dir", "-backend-config", "-from-module", "-lock-timeout",
+        "-parallelism", "-chdir", "-generate-config-out", "-test-directory", "-filter",
+    }
+)  # fmt: skip
+
+
+@dataclass
+class RunArgs:
+    """A terraform command to run through tfrun, in one stack or many."""
+
+    command: str
+    tf_args: list[str] = field(default_factory=list)
+    path: Path | None = None
+    run_all: bool = False
+    yes: bool = False
+    debug: bool = False
+    terraform_bin: str | None = None
+    parallelism: int | None = None
+    json_path: Path | None = None
+    fail_fast: bool = False
+    detailed_exitcode: bool = False
+    lock_timeout: float | None = None
+    env: list[str] = field(default_factory=list)
+    region: list[str] = field(default_factory=list)
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    with_dependencies: bool = False
+    allow_recreate: bool = False
+
+
+def _positive_int(flag: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UsageError(f"{flag} takes a whole number of 1 or more, not {text!r}.")
+    return value
+
+
+def _seconds(flag: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise UsageError(f"{flag} takes a number of seconds, 0 or more, not {text!r}.")
+    return value
+
+
+# tfrun's own options on a terraform command: flag → (RunArgs attribute, kind of value).
+RUN_OPTIONS: dict[str, tuple[str, str]] = {
+    "--yes": ("yes", "flag"),
+    "--debug": ("debug", "flag"),
+    "--fail-fast": ("fail_fast", "flag"),
+    "--detailed-exitcode": ("detailed_exitcode", "flag"),
+    "--with-dependencies": ("with_dependencies", "flag"),
+    "--allow-recreate": ("allow_recreate", "flag"),
+    "--terraform-bin": ("terraform_bin", "text"),
+    "--parallelism": ("parallelism", "count"),
+    "--json": ("json_path", "path"),
+    "--lock-timeout": ("lock_timeout", "seconds"),
+    "--env": ("env", "list"),
+    "--region": ("region", "list"),
+    "--include": ("include", "list"),
+    "--exclude": ("exclude", "list"),
+}
+
+
+def _store(args: RunArgs, flag: str, value: str) -> None:
+    attribute, kind = RUN_OPTIONS[flag]
+    if kind == "list":
+        getattr(args, attribute).append(value)
+        return
+    converted: object = {
+        "flag": lambda: True,
+        "text": lambda: value,
+        "path": lambda: Path(value),
+        "count": lambda: _positive_int(flag, value),
+        "seconds": lambda: _seconds(flag, value),
+    }[kind]()
+    setattr(args, attribute, converted)
+
+
+def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
+    """Split a terraform command line into tfrun's options, the PATH and terraform's args."""
+    args = RunArgs(command="")
+    tokens = list(argv)
+    passthrough: list[str] = []
+    if "--" in tokens:
+        cut = tokens.index("--")
+        tokens, passthrough = tokens[:cut], tokens[cut + 1 :]
+    rest: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        name, has_value, value = token.partition("=")
+        if token.startswith("--") and name in RUN_OPTIONS:
+            takes_value = RUN_OPTIONS[name][1] != "flag"
+            if takes_value and not has_value:
+                if i + 1 >= len(tokens):
+                    raise UsageError(f"{name} needs a value (for example: {name}=VALUE).")
+                i += 1
+                value = tokens[i]
+            elif not takes_value and has_value:
+                raise UsageError(f"{name} takes no value; write just {name}.")
+            _store(args, name, value)
+        elif token.startswith("--") and len(token) > 2 and not rest:
+            raise UsageError(
+                f"{token} is not a tfrun option. tfrun's options: "
+                f"{', '.join(sorted(RUN_OPTIONS))}. "
+                "Options for terraform start with one dash, or go after --."
+            )
+        else:
+            rest.append(token)
+        i += 1
+    if rest and rest[0] == "run-all":
+        args.run_all = True
+        rest = rest[1:]
+    if not rest or rest[0].startswith("-"):
+        raise UsageError(
+            "name a terraform command (for example: tfrun plan, tfrun run-all apply --env staging)."
+        )
+    args.command = rest[0]
+    tf_args: list[str] = []
+    previous = ""
+    for token in rest[1:]:
+        takes_path = (
+            args.path is None
+            and not token.startswith("-")
+            and previous not in _TF_VALUE_OPTIONS
+            and (cwd / token).is_dir()
+        )
+        if takes_path:
+            args.path = (cwd / token).resolve()
+        else:
+            tf_args.append(token)
+        previous = token
+    args.tf_args = tf_args + passthrough
+    return args
+
+
+def _own_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfrun",
+        description=(
+            "Run Terraform across many AWS accounts, regions and stacks. "
+            "Any terraform command runs through tfrun: tfrun plan, tfrun apply PATH, "
+            "tfrun run-all apply --env staging, tfrun output -raw vpc_id."
+        ),
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"tfrun {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="own_command", metavar="COMMAND")
+
+    gen = sub.add_parser("generate", help="write (or with --check, verify) generated files only")
+    gen.add_argument("path", nargs="?", type=Path, default=Path())
+    gen.add_argument("--check", action="store_true", help="exit 1 with a diff when stale")
+
+    graph = sub.add_parser("graph", help="show the stacks in dependency order")
+    graph.add_argument("path", nargs="?", type=Path, default=Path())
+    graph.add_argument("--format", choices=("text", "dot", "mermaid", "json"), default="text")
+
+    box = sub.add_parser("sandbox", help="a local AWS (moto) on 127.0.0.1 for demos and tests")
+    box.add_argument("action", choices=("up", "down", "status", "env"))
+    box.add_argument("path", nargs="?", type=Path, default=Path())
+    return parser
+
+
+def _own(argv: Sequence[str]) -> int:
+    from tfrun.commands import generate as generate_command
+    from tfrun.commands import sandbox as sandbox_command
+
+    parser = _own_parser()
+    options = parser.parse_args(argv)
+    if options.own_command == "generate":
+        return generate_command.run(options.path, check=options.check)
+    if options.own_command == "sandbox":
+        return sandbox_command.run(options.action, options.path)
+    if options.own_command == "graph":
+        from tfrun.commands.graph import graph
+
+        return graph(options.path, options.format)
+    raise UsageError(f"'{options.own_command}' is not built yet.")
+
+
+def dispatch(argv: Sequence[str]) -> int:
+    first = next((a for a in argv if a != "--debug"), None)
+    if first is None or first in ("-h", "--help", "help", "--version"):
+        parser = _own_parser()
+        if first in (None, "help"):
+            parser.print_help()
+            return 0 if first == "help" else int(ExitCode.BAD_CONFIG)
+        parser.parse_args([first])
+        return 0
+    if first in OWN_COMMANDS:
+        return _own(argv)
+    from tfrun.commands import run as run_command
+
+    return run_command.run(parse_run(argv, Path.cwd()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    debug = "--debug" in head or os.environ.get("TFRUN_DEBUG") == "1"
+    try:
+        return dispatch(argv)
+    except TfrunError as exc:
+        if debug:
+            traceback.print_exc()
+        ui.error(str(exc))
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        ui.error("interrupted.")
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        ui.error(
+            f"unexpected error: {type(exc).__name__}: {exc}. This is a bug in tfrun; "
+            "run again with --debug for the traceback and report it."
+        )
+        return int(ExitCode.STACK_FAILED)

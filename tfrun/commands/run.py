@@ -1,0 +1,81 @@
+"""A terraform command through tfrun: in one stack (the terminal is terraform's), or in many
+(the runner schedules them)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tfrun import generate, process, terraform, ui
+from tfrun.cli import RunArgs
+from tfrun.discovery import Repository, Stack, is_stack_dir
+from tfrun.errors import ConfigError, UsageError
+
+# Commands that change infrastructure and so need an approval.
+APPROVAL_COMMANDS = frozenset({"apply", "destroy"})
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def select_stacks(repo: Repository, args: RunArgs) -> list[Stack]:
+    start = args.path or Path.cwd()
+    selecting = bool(args.env or args.region or args.include or args.exclude)
+    if not args.run_all and not selecting and is_stack_dir(start) and start.resolve() != repo.root:
+        return [repo.stack(start)]
+    stacks = repo.stacks(start)
+    if not stacks:
+        raise ConfigError(f"{start.resolve()}: no stacks here or below.")
+    return stacks
+
+
+def run(args: RunArgs) -> int:
+    repo = Repository.containing(args.path or Path.cwd())
+    stacks = select_stacks(repo, args)
+    if len(stacks) > 1 or args.run_all:
+        from tfrun.commands.run_many import run_many
+
+        return run_many(repo, stacks, args)
+    return run_one(repo, stacks[0], args)
+
+
+def _needs_auto_approve(args: RunArgs) -> bool:
+    if args.command not in APPROVAL_COMMANDS:
+        return False
+    if args.yes:
+        return True
+    if not _interactive():
+        raise UsageError(
+            f"'tfrun {args.command}' changes infrastructure and there is no terminal to ask "
+            "for approval. Add --yes to approve it in advance."
+        )
+    return False  # terraform asks on the terminal itself
+
+
+def run_one(repo: Repository, stack: Stack, args: RunArgs) -> int:
+    auto_approve = _needs_auto_approve(args)
+    binary = terraform.binary(args.terraform_bin)
+    env = terraform.environ(repo.root)
+    generate.ensure_gitignore(repo.root)
+    prepared = terraform.prepare(repo, stack, binary, env)
+    if prepared.init_needed and args.command != "init":
+        ui.info(f"{stack.rel}: running terraform init (first run, or the backend changed).")
+        # Init's output goes to stderr so that stdout stays the command's (output -json).
+        code = process.run_foreground(
+            [binary, "init", "-input=false"], stack.path, env, stdout=sys.stderr
+        )
+        if code != 0:
+            ui.error(f"{stack.rel}: terraform init failed (exit {code}); see its output above.")
+            return code
+        terraform.mark_initialised(prepared)
+    argv = [binary, args.command]
+    if auto_approve and "-auto-approve" not in args.tf_args:
+        argv.append("-auto-approve")
+    if args.detailed_exitcode and args.command == "plan":
+        argv.append("-detailed-exitcode")
+    argv += args.tf_args
+    code = process.run_foreground(argv, stack.path, env)
+    if args.command == "init" and code == 0:
+        terraform.mark_initialised(prepared)
+    return code
