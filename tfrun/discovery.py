@@ -70,6 +70,8 @@ def find_root(start: Path) -> Path:
     for candidate in (start, *start.parents):
         if (candidate / ROOT_FILE).is_file():
             root = candidate
+    if root is None and (start / "live" / ROOT_FILE).is_file():
+        root = start / "live"  # run from the repository's top, as CI jobs do
     if root is None:
         raise ConfigError(
             f"{start}: no {ROOT_FILE} here or in any folder above, so this is not inside a "

@@ -59,6 +59,17 @@ def environ(root: Path, base: Mapping[str, str] = os.environ) -> dict[str, str]:
     return env
 
 
+def init_argv(
+    terraform_binary: str, root: Path, stack: Stack, environ: Mapping[str, str] = os.environ
+) -> list[str]:
+    argv = [terraform_binary, "init", "-input=false"]
+    if endpoint(root, stack, environ):
+        # A local endpoint's state is throwaway and its URL changes from one sandbox to the
+        # next; there is nothing to migrate, so take the new backend as it is.
+        argv.append("-reconfigure")
+    return argv
+
+
 @dataclass(frozen=True)
 class Prepared:
     stack: Stack

@@ -20,7 +20,9 @@ def _interactive() -> bool:
 
 
 def select_stacks(repo: Repository, args: RunArgs) -> list[Stack]:
-    start = args.path or Path.cwd()
+    start = (args.path or Path.cwd()).resolve()
+    if args.path is None and repo.root not in (start, *start.parents):
+        start = repo.root  # run from above the live root, e.g. the repository's top in CI
     selecting = bool(args.env or args.region or args.include or args.exclude)
     if not args.run_all and not selecting and is_stack_dir(start) and start.resolve() != repo.root:
         return [repo.stack(start)]
@@ -63,7 +65,7 @@ def run_one(repo: Repository, stack: Stack, args: RunArgs) -> int:
         ui.info(f"{stack.rel}: running terraform init (first run, or the backend changed).")
         # Init's output goes to stderr so that stdout stays the command's (output -json).
         code = process.run_foreground(
-            [binary, "init", "-input=false"], stack.path, env, stdout=sys.stderr
+            terraform.init_argv(binary, repo.root, stack, env), stack.path, env, stdout=sys.stderr
         )
         if code != 0:
             ui.error(f"{stack.rel}: terraform init failed (exit {code}); see its output above.")
