@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_config import ROOT, write_tree
 
-from tests.test_config import ROOT, write_tree
 from tfrun.discovery import Repository, split_env_region
 from tfrun.errors import ConfigError
 

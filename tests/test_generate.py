@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_config import ROOT, write_tree
 
-from tests.test_config import ROOT, write_tree
 from tfrun import generate
 from tfrun.discovery import Repository, Stack
 from tfrun.errors import ConfigError
