@@ -1,0 +1,321 @@
+"""Helpers for tests that use real parts: files on disk, the tfrun CLI in a subprocess,
+terraform with a local provider mirror, and the moto sandbox.
+
+Test modules import them as `from helpers import ...` (pytest puts tests/ on sys.path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tfrun import sandbox
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO_ROOT / "examples"
+
+# Variables that make tfrun (or terraform, git, boto) behave differently; the autouse fixture
+# removes them so the real shell and CI do not leak into a test.
+CI_VARIABLES = (
+    "CI",
+    "CONTINUOUS_INTEGRATION",
+    "BUILD_ID",
+    "BUILD_NUMBER",
+    "RUN_ID",
+    "HUDSON_URL",
+    "TF_BUILD",
+)
+ISOLATED_PREFIXES = (
+    "AWS_",
+    "TF_",
+    "TFRUN_",
+    "CI_",
+    "GITLAB_",
+    "GITHUB_",
+    "RUNNER_",
+    "BUILDKITE",
+    "CIRCLE",
+    "TRAVIS",
+    "JENKINS_",
+    "TEAMCITY_",
+    "BITBUCKET_",
+    "CODEBUILD_",
+    "DRONE",
+    "SEMAPHORE",
+    "APPVEYOR",
+    "SYSTEM_TEAMFOUNDATION",
+    "GIT_",
+    "XDG_",
+    "CHECKPOINT_",
+)
+
+
+def is_isolated_variable(name: str) -> bool:
+    return name in CI_VARIABLES or name.startswith(ISOLATED_PREFIXES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files.
+
+
+def write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:
+    """Write `{relative path: content}` under `root` (text is dedented); returns `root`."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content).lstrip("\n"), encoding="utf-8")
+    return root
+
+
+@dataclass(frozen=True)
+class LiveRepo:
+    top: Path  # the repository (git top level when made with git=True)
+    live: Path  # the live root: the folder of the top-most tfrun.hcl
+
+    def path(self, rel: str) -> Path:
+        """A path relative to the live root."""
+        return self.live / rel
+
+
+def live_root_of(top: Path, files: Mapping[str, object]) -> Path:
+    roots = sorted(
+        (Path(rel).parent for rel in files if Path(rel).name == "tfrun.hcl"),
+        key=lambda p: len(p.parts),
+    )
+    return top / roots[0] if roots else top
+
+
+def root_hcl(
+    bucket: str = "acme-tfstate",
+    region: str = "eu-west-1",
+    lock_table: str | None = "acme-tfstate-locks",
+    *,
+    extra: str = "",
+) -> str:
+    """A root tfrun.hcl in the shape of DESIGN §2 (prod, staging, shared-services)."""
+    table = f'  dynamodb_table = "{lock_table}"\n' if lock_table else ""
+    return (
+        'repo = "infra"\n\n'
+        "state {\n"
+        f'  bucket = "{bucket}"\n'
+        f'  region = "{region}"\n'
+        f"{table}"
+        "  encrypt = true\n"
+        "}\n\n"
+        "environments {\n"
+        '  prod            = { account_id = "222222222222", profile = "prod", protected = true }\n'
+        '  staging         = { account_id = "333333333333", profile = "staging" }\n'
+        '  shared-services = { account_id = "111111111111", profile = "shared" }\n'
+        "}\n" + (f"\n{textwrap.dedent(extra).strip()}\n" if extra.strip() else "")
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI in a subprocess.
+
+
+@dataclass(frozen=True)
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+    args: tuple[str, ...] = field(default=())
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def __str__(self) -> str:
+        return (
+            f"tfrun {' '.join(self.args)} exited {self.exit_code}\n"
+            f"--- stdout ---\n{self.stdout}--- stderr ---\n{self.stderr}"
+        )
+
+    def assert_exit(self, code: int) -> Result:
+        assert self.exit_code == code, f"expected exit {code}\n{self}"
+        return self
+
+    def assert_success(self) -> Result:
+        return self.assert_exit(0)
+
+
+def cli_environ(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: this process's) with this checkout first on PYTHONPATH, so the CLI under
+    test is the code in this tree even when another tfrun is installed."""
+    out = dict(os.environ if env is None else env)
+    paths = [str(REPO_ROOT), *filter(None, out.get("PYTHONPATH", "").split(os.pathsep))]
+    out["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return out
+
+
+def run_cli(
+    args: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    stdin: str | None = None,
+    timeout: float = 600,
+) -> Result:
+    """Run `python -m tfrun ARGS` in a subprocess, as a user would, and capture its output."""
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "tfrun", *args],
+            cwd=cwd,
+            env=cli_environ(env),
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(
+            f"tfrun {' '.join(args)} did not finish within {timeout:g} s\n"
+            f"--- stdout ---\n{_text(exc.stdout)}--- stderr ---\n{_text(exc.stderr)}"
+        ) from None
+    return Result(completed.returncode, completed.stdout, completed.stderr, tuple(args))
+
+
+def _text(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    return data.decode(errors="replace") if isinstance(data, bytes) else data
+
+
+# ---------------------------------------------------------------------------------------------
+# Terraform's provider mirror.
+
+PROVIDER_MIRROR_VARIABLE = "TFRUN_PROVIDER_MIRROR"
+AWS_PROVIDER = "registry.terraform.io/hashicorp/aws"
+# An unpacked mirror (VERSION/OS_ARCH/binary) or a packed one (zip files) both work.
+_MIRROR_GLOBS = (
+    f"{AWS_PROVIDER}/*/*/terraform-provider-aws*",
+    f"{AWS_PROVIDER}/terraform-provider-aws_*.zip",
+)
+
+
+def mirror_candidates(environ: Mapping[str, str]) -> list[Path]:
+    home = Path(environ.get("HOME") or Path.home())
+    data_home = Path(environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return [
+        Path("/opt/tf-plugins"),
+        home / ".terraform.d" / "plugins",
+        data_home / "terraform" / "plugins",
+        Path("/usr/local/share/terraform/plugins"),
+        Path("/usr/share/terraform/plugins"),
+        home / ".terraform.d" / "plugin-mirror",
+    ]
+
+
+def has_aws_provider(mirror: Path) -> bool:
+    return any(any(mirror.glob(pattern)) for pattern in _MIRROR_GLOBS)
+
+
+def find_provider_mirror(
+    environ: Mapping[str, str], candidates: Sequence[Path] | None = None
+) -> Path | None:
+    """TFRUN_PROVIDER_MIRROR when set (and only it: a wrong value must not be papered over),
+    else the first likely folder that holds the aws provider."""
+    if environ.get(PROVIDER_MIRROR_VARIABLE):
+        named = Path(environ[PROVIDER_MIRROR_VARIABLE])
+        return named if has_aws_provider(named) else None
+    for candidate in mirror_candidates(environ) if candidates is None else candidates:
+        if has_aws_provider(candidate):
+            return candidate
+    return None
+
+
+def _hcl_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid HCL string for paths
+
+
+def cli_config_text(mirror: Path, plugin_cache: Path) -> str:
+    """A terraform CLI config that installs aws from the mirror and nothing else from the
+    network, with one plugin cache for the whole session."""
+    return (
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f"    path    = {_hcl_string(str(mirror))}\n"
+        f'    include = ["{AWS_PROVIDER}"]\n'
+        "  }\n"
+        "  direct {\n"
+        f'    exclude = ["{AWS_PROVIDER}"]\n'
+        "  }\n"
+        "}\n"
+        f"plugin_cache_dir = {_hcl_string(str(plugin_cache))}\n"
+        # Stacks in tests start without a lock file; without this terraform would copy the
+        # provider again for each one instead of linking the cached copy.
+        "plugin_cache_may_break_dependency_lock_file = true\n"
+        "disable_checkpoint = true\n"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# A state bucket and lock table of one test, on the shared sandbox.
+
+
+@dataclass(frozen=True)
+class StateBackend:
+    sandbox: sandbox.Sandbox
+    bucket: str
+    region: str
+    lock_table: str
+
+    def s3(self) -> Any:
+        return self.sandbox.client("s3", self.region)
+
+    def dynamodb(self) -> Any:
+        return self.sandbox.client("dynamodb", self.region)
+
+    def root_hcl(self, *, extra: str = "") -> str:
+        """A root tfrun.hcl that stores state in this bucket and locks in this table."""
+        return root_hcl(self.bucket, self.region, self.lock_table, extra=extra)
+
+    def keys(self) -> list[str]:
+        """Every object key in the bucket, sorted."""
+        pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    def read(self, key: str) -> bytes:
+        body: bytes = self.s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.read(key))
+
+    def versions(self, key: str) -> list[str]:
+        """Version ids of one object, newest first (the bucket is versioned)."""
+        listing = self.s3().list_object_versions(Bucket=self.bucket, Prefix=key)
+        return [v["VersionId"] for v in listing.get("Versions", []) if v["Key"] == key]
+
+    def lock_items(self) -> list[dict[str, Any]]:
+        """The lock table's items as plain dicts ({"LockID": "...", "Digest": "...", ...})."""
+        items = self.dynamodb().scan(TableName=self.lock_table).get("Items", [])
+        return [{name: next(iter(v.values())) for name, v in item.items()} for item in items]
+
+
+def retarget_state(tree: Path, old: Mapping[str, str]) -> None:
+    """Replace quoted names (`"acme-tfstate"` → `"tfrun-test-…"`) in every config and
+    terraform file under `tree`, so a copy of the examples uses a test's own bucket and table
+    (hand-written terraform_remote_state blocks name the bucket too)."""
+    patterns = {re.compile(f'"{re.escape(o)}"'): f'"{n}"' for o, n in old.items() if o != n}
+    for path in tree.rglob("*"):
+        if path.suffix not in (".hcl", ".tf", ".tfvars") or not path.is_file():
+            continue
+        text = original = path.read_text(encoding="utf-8")
+        for pattern, replacement in patterns.items():
+            text = pattern.sub(replacement, text)
+        if text != original:
+            path.write_text(text, encoding="utf-8")
