@@ -1,0 +1,2 @@
+owner = "data-team"
+tags  = { DataClass = "internal" }

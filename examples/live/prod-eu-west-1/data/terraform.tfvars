@@ -1,0 +1,2 @@
+env            = "prod"
+schema_version = "3"

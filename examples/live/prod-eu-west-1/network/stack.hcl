@@ -1,0 +1,2 @@
+owner     = "platform"
+consumers = ["platform", "data-team"]

@@ -1,0 +1,2 @@
+owner     = "security"
+consumers = ["platform"]

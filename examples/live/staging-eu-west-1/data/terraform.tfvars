@@ -1,0 +1,2 @@
+env            = "staging"
+schema_version = "4"
