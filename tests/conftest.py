@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -91,7 +92,14 @@ def _unique(prefix: str) -> str:
 def state_backend(moto_sandbox: sandbox.Sandbox) -> StateBackend:
     """A fresh state bucket and lock table of this test on the shared sandbox, with the
     prod/staging/shared profiles defined. `.root_hcl()` writes a tfrun.hcl that uses them;
-    `.keys()`, `.read_json(key)`, `.lock_items()` look inside."""
+    `.keys()`, `.read_json(key)`, `.lock_items()` look inside.
+
+    moto is reset first: the examples' IAM roles and buckets have fixed names, and each test
+    applies them anew (tests run one at a time, so no other test's resources are lost)."""
+    urllib.request.urlopen(
+        urllib.request.Request(f"{moto_sandbox.endpoint}/moto-api/reset", method="POST"),
+        timeout=10,
+    ).close()
     backend = StateBackend(
         sandbox=moto_sandbox,
         bucket=_unique("tfrun-test"),

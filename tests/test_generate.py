@@ -127,6 +127,8 @@ def test_signature_atomic_write_and_no_rewrite(repo: Repository) -> None:
         "versions.tf",
     }
     assert all(f.path.read_text().startswith(generate.SIGNATURE) for f in rendered)
+    # Readable like any file the user creates, not private as a temporary file is.
+    assert all(f.path.stat().st_mode & 0o777 == 0o644 for f in rendered)
     before = {f.path: f.path.stat().st_mtime_ns for f in rendered}
     assert generate.write(stack, rendered) == []
     assert {f.path: f.path.stat().st_mtime_ns for f in rendered} == before

@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,14 +103,14 @@ def _store(args: RunArgs, flag: str, value: str) -> None:
     if kind == "list":
         getattr(args, attribute).append(value)
         return
-    converted: object = {
+    converters: dict[str, Callable[[], object]] = {
         "flag": lambda: True,
         "text": lambda: value,
         "path": lambda: Path(value),
         "count": lambda: _positive_int(flag, value),
         "seconds": lambda: _seconds(flag, value),
-    }[kind]()
-    setattr(args, attribute, converted)
+    }
+    setattr(args, attribute, converters[kind]())
 
 
 def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:

@@ -210,11 +210,22 @@ def stale_generated(stack: Stack, files: Sequence[GeneratedFile]) -> list[Path]:
     ]
 
 
+def _file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+# mkstemp makes private files; generated files get the mode any new file would have.
+_FILE_MODE = _file_mode()
+
+
 def _atomic_write(path: Path, content: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -242,7 +253,7 @@ def write(stack: Stack, files: Sequence[GeneratedFile]) -> list[Path]:
 def diff(stack: Stack, files: Sequence[GeneratedFile]) -> str:
     """A unified diff of what `write` would change; empty when everything is current."""
     _refuse_person_files(files)
-    chunks = []
+    chunks: list[str] = []
     for file in files:
         current = file.path.read_text(encoding="utf-8") if file.path.exists() else ""
         if current != file.content:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfrun import generate, sandbox
-from tfrun.discovery import Repository, Stack
+from tfrun.discovery import GENERATED_NAMES, Repository, Stack
 from tfrun.generate import GeneratedFile, RemoteStateRead
+from tfrun.hcl import parse_file
 
 ENDPOINT_VARIABLE = "TFRUN_AWS_ENDPOINT"
 BINARY_VARIABLE = "TFRUN_TERRAFORM"
@@ -94,13 +95,19 @@ def _marker(stack: Stack) -> Path:
 
 
 def hand_written_reads(stack: Stack) -> list[RemoteStateRead]:
-    from tfrun import scan
-
-    return [
-        RemoteStateRead(read.name, read.config)
-        for read in scan.stack_facts(stack).remote_state_reads
-        if read.backend == "s3" and read.config is not None
-    ]
+    """The stack's own `terraform_remote_state` blocks with the S3 backend and a literal
+    config, which an override file can point elsewhere. (Blocks inside modules cannot be
+    overridden from the stack; those keep reading what they name.)"""
+    reads = []
+    for path in sorted(stack.path.glob("*.tf")):
+        if path.name in GENERATED_NAMES or b"terraform_remote_state" not in path.read_bytes():
+            continue
+        for block in parse_file(path).get("data", []):
+            for name, body in block.get("terraform_remote_state", {}).items():
+                config = body.get("config")
+                if body.get("backend") == "s3" and isinstance(config, dict):
+                    reads.append(RemoteStateRead(name, config))
+    return reads
 
 
 def render(

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 
-from tfrun import generate, process, terraform, ui
+from tfrun import generate, process, safety, terraform, ui
 from tfrun.cli import RunArgs
 from tfrun.discovery import Repository, Stack, is_stack_dir
-from tfrun.errors import ConfigError, UsageError
+from tfrun.errors import ConfigError, RefusedError, UsageError
 
 # Commands that change infrastructure and so need an approval.
 APPROVAL_COMMANDS = frozenset({"apply", "destroy"})
@@ -32,14 +34,48 @@ def select_stacks(repo: Repository, args: RunArgs) -> list[Stack]:
     return stacks
 
 
+def _inspect_plan(binary: str, environ: dict[str, str]) -> safety.PlanInspector:
+    def inspect(stack: Stack, plan: Path) -> safety.PlanSummary | None:
+        shown = process.run([binary, "show", "-json", str(plan)], stack.path, environ)
+        if shown.returncode != 0:
+            return None
+        try:
+            return safety.summarise_plan(json.loads(shown.stdout))
+        except ValueError:
+            return None
+
+    return inspect
+
+
+def guard(stacks: list[Stack], args: RunArgs, binary: str, environ: dict[str, str]) -> None:
+    """The safety rules, before any file is written or terraform starts (DESIGN §7)."""
+    confirmations = safety.check(
+        stacks,
+        args.command,
+        args.tf_args,
+        os.environ,
+        interactive=_interactive(),
+        inspect_plan=_inspect_plan(binary, environ),
+    )
+    for confirmation in confirmations:
+        if not confirmation.accepts(ui.ask(confirmation.prompt)):
+            raise RefusedError(
+                f"{', '.join(confirmation.stacks)}: the answer was not '{confirmation.env}', "
+                "so nothing ran."
+            )
+
+
 def run(args: RunArgs) -> int:
     repo = Repository.containing(args.path or Path.cwd())
     stacks = select_stacks(repo, args)
+    binary = terraform.binary(args.terraform_bin)
+    environ = terraform.environ(repo.root)
+    guard(stacks, args, binary, environ)
     if len(stacks) > 1 or args.run_all:
         from tfrun.commands.run_many import run_many
 
-        return run_many(repo, stacks, args)
-    return run_one(repo, stacks[0], args)
+        return run_many(repo, stacks, args, binary, environ)
+    return run_one(repo, stacks[0], args, binary, environ)
 
 
 def _needs_auto_approve(args: RunArgs) -> bool:
@@ -55,10 +91,8 @@ def _needs_auto_approve(args: RunArgs) -> bool:
     return False  # terraform asks on the terminal itself
 
 
-def run_one(repo: Repository, stack: Stack, args: RunArgs) -> int:
+def run_one(repo: Repository, stack: Stack, args: RunArgs, binary: str, env: dict[str, str]) -> int:
     auto_approve = _needs_auto_approve(args)
-    binary = terraform.binary(args.terraform_bin)
-    env = terraform.environ(repo.root)
     generate.ensure_gitignore(repo.root)
     prepared = terraform.prepare(repo, stack, binary, env)
     if prepared.init_needed and args.command != "init":

@@ -29,12 +29,12 @@ def run(action: str, path: Path) -> int:
         else:
             ui.info("no sandbox was running for this repository.")
         return 0
-    box = sandbox.current(root)
-    if box is None:
+    running = sandbox.current(root)
+    if running is None:
         ui.info(f"no sandbox is running for {root}.")
         return int(ExitCode.STACK_FAILED)
     if action == "env":
-        ui.out(_exports(box))
+        ui.out(_exports(running))
     else:
-        ui.info(f"sandbox running at {box.endpoint} (pid {box.pid}).")
+        ui.info(f"sandbox running at {running.endpoint} (pid {running.pid}).")
     return 0
