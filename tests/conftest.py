@@ -92,7 +92,7 @@ def _unique(prefix: str) -> str:
 def state_backend(moto_sandbox: sandbox.Sandbox) -> StateBackend:
     """A fresh state bucket and lock table of this test on the shared sandbox, with the
     prod/staging/shared profiles defined. `.root_hcl()` writes a tfrun.hcl that uses them;
-    `.keys()`, `.read_json(key)`, `.lock_items()` look inside.
+    `.object_keys()`, `.read_json(key)`, `.lock_items()` look inside.
 
     moto is reset first: the examples' IAM roles and buckets have fixed names, and each test
     applies them anew (tests run one at a time, so no other test's resources are lost)."""

@@ -283,7 +283,7 @@ class StateBackend:
         """A root tfrun.hcl that stores state in this bucket and locks in this table."""
         return root_hcl(self.bucket, self.region, self.lock_table, extra=extra)
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         """Every object key in the bucket, sorted."""
         pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))

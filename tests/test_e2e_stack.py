@@ -17,7 +17,7 @@ def test_apply_writes_state_locks_tags_and_remote_state_reads(
     run_cli(["apply", "--yes", "-no-color"], network, tf_env).assert_success()
 
     # State at env/region/stack in the bucket, and the lock table saw the lock (its digest).
-    assert "staging/eu-west-1/network.tfstate" in state_backend.keys()
+    assert "staging/eu-west-1/network.tfstate" in state_backend.object_keys()
     state = state_backend.read_json("staging/eu-west-1/network.tfstate")
     vpc_id = state["outputs"]["vpc_id"]["value"]
     lock_ids = {item["LockID"] for item in state_backend.lock_items()}

@@ -284,10 +284,10 @@ def test_tests_do_not_see_the_real_home_or_ci() -> None:
 
 
 def test_state_backend_is_fresh_and_readable(state_backend: StateBackend) -> None:
-    assert state_backend.keys() == []
+    assert state_backend.object_keys() == []
     assert state_backend.lock_items() == []
     state_backend.s3().put_object(Bucket=state_backend.bucket, Key="a/b.tfstate", Body=b"{}")
-    assert state_backend.keys() == ["a/b.tfstate"]
+    assert state_backend.object_keys() == ["a/b.tfstate"]
     assert state_backend.read_json("a/b.tfstate") == {}
     assert len(state_backend.versions("a/b.tfstate")) == 1
     assert f'bucket = "{state_backend.bucket}"' in state_backend.root_hcl()
@@ -413,7 +413,7 @@ def test_terraform_applies_against_the_sandbox(
     terraform("apply", "-auto-approve", "-no-color")
 
     key = "prod/eu-west-1/demo.tfstate"
-    assert state_backend.keys() == [key]
+    assert state_backend.object_keys() == [key]
     state = state_backend.read_json(key)
     assert state["outputs"]["name"]["value"] == f"/demo/{state_backend.bucket}"
     lock_ids = [item["LockID"] for item in state_backend.lock_items()]
