@@ -7,16 +7,23 @@ result is validated once more as a whole (so a missing required value names the 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
 import re
 import string
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tfrun import hcl
 from tfrun.errors import ConfigError
-from tfrun.hcl import parse_file
+from tfrun.hcl import parse_file, parse_text
 
 ROOT_FILE = "tfrun.hcl"
 STACK_FILE = "stack.hcl"
@@ -164,9 +171,77 @@ def _normalise_blocks(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_file(path: Path, *, is_root: bool, is_stack: bool) -> dict[str, Any]:
+class ParseCache:
+    """Parsed config files by the sha256 of their bytes, kept in a JSON file between runs.
+
+    python-hcl2 takes a few milliseconds per file however small, which on a repository of a
+    thousand stacks is most of discovery. Only a speed-up: a missing or broken cache file
+    means parsing, and one that cannot be written is left be. Entries are shared: read-only.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.used: set[str] = set()
+        self.dirty = False
+        # What parsing gives depends on python-hcl2 and on tfrun.hcl's clean-up of its output.
+        source = os.stat(hcl.__file__)
+        self.version = [1, _hcl2_version(), source.st_mtime_ns]
+        if path is not None:
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(path.read_bytes())
+                if isinstance(data, dict) and data.get("version") == self.version:
+                    self.entries = data["entries"]
+
+    def parse(self, path: Path) -> dict[str, Any]:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read this file ({exc}).") from None
+        sha = hashlib.sha256(data).hexdigest()
+        self.used.add(sha)
+        if sha not in self.entries:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{path}: cannot read this file ({exc}).") from None
+            self.entries[sha] = parse_text(text, path)
+            self.dirty = True
+        return self.entries[sha]
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        entries = {sha: v for sha, v in self.entries.items() if sha in self.used}
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".config-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump({"version": self.version, "entries": entries}, handle)
+                os.replace(tmp, self.path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        self.dirty = False
+
+
+def _hcl2_version() -> str | None:
+    try:
+        return importlib.metadata.version("python-hcl2")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a vendored copy
+        return None
+
+
+def load_file(
+    path: Path,
+    *,
+    is_root: bool,
+    is_stack: bool,
+    parse: Callable[[Path], dict[str, Any]] = parse_file,
+) -> dict[str, Any]:
     """One file's settings as a dict of the keys it sets, validated."""
-    raw = parse_file(path)
+    raw = parse(path)
     try:
         data = _normalise_blocks(raw)
     except ValueError as exc:

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from tfrun.config import ROOT_FILE, STACK_FILE, Config, build, load_file
+from tfrun.config import ROOT_FILE, STACK_FILE, Config, ParseCache, build, load_file
 from tfrun.errors import ConfigError
 
 REGION = re.compile(r"(?P<env>.+?)-(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d)")
@@ -119,6 +119,11 @@ class Repository:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._files: dict[Path, dict[str, Any]] = {}
+        # Most stacks share their whole chain of config files (no stack.hcl of their own):
+        # those share one merged Config, and each folder's tfrun.hcl is looked for once.
+        self._configs: dict[tuple[Path, ...], Config] = {}
+        self._chains: dict[Path, tuple[Path, ...]] = {}
+        self._parsed = ParseCache(self.root / ".tfrun" / "cache" / "config.json")
 
     @classmethod
     def containing(cls, path: Path) -> Repository:
@@ -131,17 +136,28 @@ class Repository:
     def _load(self, path: Path, *, is_stack: bool) -> dict[str, Any]:
         if path not in self._files:
             self._files[path] = load_file(
-                path, is_root=path == self.root_config_file, is_stack=is_stack
+                path,
+                is_root=path == self.root_config_file,
+                is_stack=is_stack,
+                parse=self._parsed.parse,
             )
         return self._files[path]
 
     def config_files(self, stack_dir: Path) -> list[Path]:
-        rel = stack_dir.relative_to(self.root)
-        chain = [self.root, *(self.root / Path(*rel.parts[: i + 1]) for i in range(len(rel.parts)))]
-        files = [d / ROOT_FILE for d in chain if (d / ROOT_FILE).is_file()]
-        if (stack_dir / STACK_FILE).is_file():
+        files = list(self._root_files(stack_dir))
+        if os.path.isfile(os.path.join(stack_dir, STACK_FILE)):
             files.append(stack_dir / STACK_FILE)
         return files
+
+    def _root_files(self, directory: Path) -> tuple[Path, ...]:
+        """The tfrun.hcl files from the live root down to `directory`."""
+        if directory not in self._chains:
+            above: tuple[Path, ...] = ()
+            if directory != self.root and directory != directory.parent:
+                above = self._root_files(directory.parent)
+            here = os.path.isfile(os.path.join(directory, ROOT_FILE))
+            self._chains[directory] = (*above, directory / ROOT_FILE) if here else above
+        return self._chains[directory]
 
     def stack_paths(self, under: Path) -> list[Path]:
         """Stack folders at or below `under`, sorted by path."""
@@ -152,7 +168,10 @@ class Repository:
         return own + list(_walk(under, depth))
 
     def stacks(self, under: Path | None = None) -> list[Stack]:
-        return [self.stack(path) for path in self.stack_paths(under or self.root)]
+        # stack_paths gives resolved folders inside the root: no need to check them again.
+        stacks = [self._stack(path) for path in self.stack_paths(under or self.root)]
+        self._parsed.save()
+        return stacks
 
     def _check_inside(self, path: Path) -> None:
         if path != self.root and self.root not in path.parents:
@@ -161,17 +180,22 @@ class Repository:
     def stack(self, path: Path) -> Stack:
         path = path.resolve()
         self._check_inside(path)
+        return self._stack(path)
+
+    def _stack(self, path: Path) -> Stack:
         rel_parts = path.relative_to(self.root).parts
         if len(rel_parts) < 2:
             raise ConfigError(
                 f"{path}: a stack lives in a folder below an environment folder "
                 f"(<env>-<region>/<stack>), and this is not one."
             )
-        files = self.config_files(path)
-        loaded = [
-            (f, self._load(f, is_stack=f.name == STACK_FILE or f.parent == path)) for f in files
-        ]
-        config = build(loaded, self.root_config_file)
+        files = tuple(self.config_files(path))
+        config = self._configs.get(files)
+        if config is None:
+            loaded = [
+                (f, self._load(f, is_stack=f.name == STACK_FILE or f.parent == path)) for f in files
+            ]
+            config = self._configs[files] = build(loaded, self.root_config_file)
         env, path_region = split_env_region(rel_parts[0])
         env = config.env or env
         region = config.region or path_region or GLOBAL_REGION
