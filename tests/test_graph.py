@@ -1,0 +1,367 @@
+"""The dependency graph: edges from state keys and config, order, cycles, selection, formats,
+and the `tfrun graph` command."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+
+import pytest
+from helpers import LiveRepo, root_hcl
+
+from tfrun import graph, scan
+from tfrun.commands.graph import graph as graph_command
+from tfrun.discovery import Repository
+from tfrun.errors import ConfigError, ExitCode
+
+P = "prod-eu-west-1"
+S = "staging-eu-west-1"
+
+
+def reads(*targets: tuple[str, str]) -> str:
+    """Hand-written remote-state blocks reading (bucket, key) pairs."""
+    return "".join(
+        f'data "terraform_remote_state" "r{i}" {{\n  backend = "s3"\n  config = {{\n'
+        f'    bucket = "{bucket}"\n    key    = "{key}"\n  }}\n}}\n'
+        for i, (bucket, key) in enumerate(targets)
+    )
+
+
+def ours(env: str, region: str, stack: str) -> tuple[str, str]:
+    return ("acme-tfstate", f"{env}/{region}/{stack}.tfstate")
+
+
+def build(make_repo: Callable[..., LiveRepo], files: dict[str, str]) -> graph.Graph:
+    live = make_repo({"live/tfrun.hcl": root_hcl(), **{f"live/{k}": v for k, v in files.items()}})
+    repository = Repository(live.live)
+    stacks = repository.stacks()
+    return graph.build(stacks, scan.scan(repository.root, stacks))
+
+
+def rels(stacks: list[graph.Stack]) -> list[str]:
+    return [s.rel for s in stacks]
+
+
+EMPTY = 'resource "null_resource" "x" {}\n'
+
+# network <- platform <- app; data reads network too; iam stands alone in shared-services.
+REPO = {
+    f"{P}/network/main.tf": EMPTY,
+    f"{P}/platform/main.tf": reads(ours("prod", "eu-west-1", "network")),
+    f"{P}/platform/eks/main.tf": EMPTY,
+    f"{P}/app/main.tf": reads(ours("prod", "eu-west-1", "platform")),
+    f"{P}/data/main.tf": reads(ours("prod", "eu-west-1", "network")),
+    f"{S}/network/main.tf": EMPTY,
+    f"{S}/app/main.tf": reads(ours("staging", "eu-west-1", "network")),
+    "shared-services/iam/main.tf": EMPTY,
+}
+
+
+@pytest.fixture
+def whole(make_repo: Callable[..., LiveRepo]) -> graph.Graph:
+    return build(make_repo, REPO)
+
+
+# ---------------------------------------------------------------------------- edges
+
+
+def test_a_key_in_our_bucket_is_an_edge_to_the_stack_that_owns_it(whole: graph.Graph) -> None:
+    assert whole.dependencies[f"{P}/platform"] == (f"{P}/network",)
+    assert whole.dependencies[f"{P}/app"] == (f"{P}/platform",)
+    assert whole.dependents[f"{P}/network"] == (f"{P}/data", f"{P}/platform")
+    (why,) = whole.reasons[(f"{P}/platform", f"{P}/network")]
+    assert why == f"data.terraform_remote_state.r0 at {P}/platform/main.tf:1"
+
+
+def test_keys_map_to_stacks_anywhere_in_the_repository(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    whole = build(
+        make_repo,
+        {
+            f"{P}/app/main.tf": reads(ours("shared-services", "global", "iam")),
+            "shared-services/iam/main.tf": EMPTY,
+        },
+    )
+    assert whole.dependencies[f"{P}/app"] == ("shared-services/iam",)
+
+
+def test_another_bucket_is_an_external_read_not_an_edge(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    whole = build(
+        make_repo,
+        {
+            f"{P}/network/main.tf": EMPTY,
+            f"{P}/app/main.tf": reads(("legacy-state", "prod/eu-west-1/network.tfstate")),
+        },
+    )
+    assert whole.dependencies[f"{P}/app"] == ()
+    (finding,) = whole.external
+    assert finding.stack == f"{P}/app"
+    assert '"legacy-state"' in finding.message
+    assert whole.unresolved == ()
+
+
+def test_a_key_no_stack_has_is_unresolved_with_file_and_line(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    whole = build(
+        make_repo,
+        {
+            f"{P}/app/main.tf": EMPTY + reads(ours("prod", "eu-west-1", "netwrok")),
+        },
+    )
+    (finding,) = whole.unresolved
+    assert finding.where(whole.root) == f"{P}/app/main.tf:2"
+    assert f"{P}/app/main.tf:2" in finding.message
+    assert '"prod/eu-west-1/netwrok.tfstate"' in finding.message
+
+
+def test_a_computed_key_is_unresolved_and_another_backend_external(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    computed = reads(("acme-tfstate", "x")).replace('"x"', '"${var.env}/network.tfstate"')
+    local = 'data "terraform_remote_state" "old" {\n  backend = "local"\n  config = {}\n}\n'
+    whole = build(make_repo, {f"{P}/app/main.tf": computed + local})
+    assert [f.read.name for f in whole.unresolved] == ["r0"]
+    assert "computed" in whole.unresolved[0].message
+    assert [f.read.name for f in whole.external] == ["old"]
+
+
+def test_config_dependencies_and_remote_state_are_edges(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    whole = build(
+        make_repo,
+        {
+            f"{P}/network/main.tf": EMPTY,
+            f"{P}/dns/main.tf": EMPTY,
+            f"{P}/platform/eks/stack.hcl": 'dependencies = ["../../network"]\n'
+            'remote_state = { dns = "../../dns" }\n',
+        },
+    )
+    assert whole.dependencies[f"{P}/platform/eks"] == (f"{P}/dns", f"{P}/network")
+    assert whole.reasons[(f"{P}/platform/eks", f"{P}/dns")] == [
+        f"remote_state.dns in {P}/platform/eks/stack.hcl"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "shown"),
+    [
+        ('dependencies = ["../nowhere"]', "dependencies lists '../nowhere'"),
+        ('remote_state = { net = "../modules" }', "remote_state.net = '../modules'"),
+    ],
+)
+def test_a_config_path_that_is_not_a_stack_is_an_error(
+    make_repo: Callable[..., LiveRepo], setting: str, shown: str
+) -> None:
+    files = {f"{P}/modules/README.md": "", f"{P}/app/stack.hcl": setting + "\n"}
+    live = make_repo({"live/tfrun.hcl": root_hcl(), **{f"live/{k}": v for k, v in files.items()}})
+    stacks = Repository(live.live).stacks()
+    with pytest.raises(ConfigError) as caught:
+        graph.build(stacks, scan.scan(live.live, stacks))
+    message = str(caught.value)
+    assert message.startswith(str(live.path(f"{P}/app/stack.hcl").resolve()) + ":")
+    assert shown in message and "not a stack" in message
+    assert caught.value.exit_code == ExitCode.BAD_CONFIG
+
+
+# ---------------------------------------------------------------------------- order
+
+
+def test_order_puts_dependencies_first_and_ties_by_path(whole: graph.Graph) -> None:
+    assert rels(graph.order(whole)) == [
+        f"{P}/network",
+        f"{P}/data",
+        f"{P}/platform",
+        f"{P}/app",
+        f"{P}/platform/eks",
+        "shared-services/iam",
+        f"{S}/network",
+        f"{S}/app",
+    ]
+
+
+def test_reverse_puts_dependents_first(whole: graph.Graph) -> None:
+    order = rels(graph.reverse(whole))
+    for stack, dependencies in whole.dependencies.items():
+        for dependency in dependencies:
+            assert order.index(stack) < order.index(dependency)
+
+
+def test_order_of_a_selection_keeps_order_through_stacks_left_out(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    # c -> b -> a by keys; a run over a and c (not b) must still do a first.
+    whole = build(
+        make_repo,
+        {
+            f"{P}/c/main.tf": reads(ours("prod", "eu-west-1", "b")),
+            f"{P}/b/main.tf": reads(ours("prod", "eu-west-1", "a")),
+            f"{P}/a/main.tf": EMPTY,
+        },
+    )
+    assert rels(graph.order(whole, [f"{P}/c", f"{P}/a"])) == [f"{P}/a", f"{P}/c"]
+    assert graph.waits_for(whole, [f"{P}/c", f"{P}/a"]) == {f"{P}/a": (), f"{P}/c": (f"{P}/a",)}
+
+
+def test_a_cycle_is_an_error_that_prints_it(make_repo: Callable[..., LiveRepo]) -> None:
+    files = {
+        f"{P}/a/main.tf": reads(ours("prod", "eu-west-1", "b")),
+        f"{P}/b/main.tf": reads(ours("prod", "eu-west-1", "c")),
+        f"{P}/c/stack.hcl": 'dependencies = ["../a"]\n',
+        f"{P}/d/main.tf": reads(ours("prod", "eu-west-1", "a")),  # behind the cycle, not on it
+        f"{S}/x/main.tf": EMPTY,
+    }
+    whole = build(make_repo, files)
+    for sort in (graph.order, graph.reverse):
+        with pytest.raises(ConfigError) as caught:
+            sort(whole)
+        message = str(caught.value)
+        assert f"{P}/a → {P}/b → {P}/c → {P}/a" in message
+        assert f"dependencies in {P}/c/stack.hcl" in message
+        assert caught.value.exit_code == ExitCode.BAD_CONFIG
+    # Work on an unrelated part of the repository is not held up by the cycle.
+    assert rels(graph.order(whole, [f"{S}/x"])) == [f"{S}/x"]
+
+
+# ---------------------------------------------------------------------------- selection
+
+
+def test_select_by_path(whole: graph.Graph) -> None:
+    root = whole.root
+    assert len(graph.select(whole)) == len(whole.stacks)
+    assert len(graph.select(whole, [root])) == len(whole.stacks)
+    assert rels(graph.select(whole, [root / P / "platform"])) == [
+        f"{P}/platform",
+        f"{P}/platform/eks",
+    ]
+    assert rels(graph.select(whole, [root / S, root / "shared-services"])) == [
+        "shared-services/iam",
+        f"{S}/app",
+        f"{S}/network",
+    ]
+    assert graph.select(whole, [root.parent]) == []
+
+
+def test_select_by_env_region_and_globs(whole: graph.Graph) -> None:
+    assert rels(graph.select(whole, env=["staging"])) == [f"{S}/app", f"{S}/network"]
+    assert rels(graph.select(whole, region=["global"])) == ["shared-services/iam"]
+    platform = graph.select(whole, region=["eu-west-1"], include=["platform*"])
+    assert rels(platform) == [f"{P}/platform", f"{P}/platform/eks"]
+    assert rels(graph.select(whole, env=["prod"], exclude=["data", "platform"])) == [
+        f"{P}/app",
+        f"{P}/network",
+    ]
+    assert rels(graph.select(whole, include=[f"{S}/*"])) == [f"{S}/app", f"{S}/network"]
+
+
+def test_select_with_dependencies_and_dependents(whole: graph.Graph) -> None:
+    app = graph.select(whole, env=["prod"], include=["app"], with_dependencies=True)
+    assert rels(app) == [f"{P}/app", f"{P}/network", f"{P}/platform"]
+    assert rels(graph.dependents_of(whole, f"{P}/network")) == [
+        f"{P}/app",
+        f"{P}/data",
+        f"{P}/platform",
+    ]
+    assert rels(graph.dependencies_of(whole, whole.stacks[f"{P}/app"])) == [
+        f"{P}/network",
+        f"{P}/platform",
+    ]
+
+
+# ---------------------------------------------------------------------------- formats
+
+
+def test_json_is_the_documented_shape_in_order(whole: graph.Graph) -> None:
+    document = json.loads(graph.to_json(whole))
+    first = next(s for s in document["stacks"] if s["path"] == f"{P}/platform")
+    assert first == {
+        "path": f"{P}/platform",
+        "env": "prod",
+        "region": "eu-west-1",
+        "stack": "platform",
+        "key": "prod/eu-west-1/platform.tfstate",
+        "dependencies": [f"{P}/network"],
+    }
+    seen: set[str] = set()
+    for stack in document["stacks"]:
+        assert set(stack["dependencies"]) <= seen
+        seen.add(stack["path"])
+    assert document["external_reads"] == [] and document["unresolved"] == []
+
+
+def test_dot_and_mermaid_have_every_stack_and_edge(whole: graph.Graph) -> None:
+    edges = {(a, b) for a, deps in whole.dependencies.items() for b in deps}
+    dot = graph.to_dot(whole)
+    assert dot.startswith("digraph tfrun {") and dot.rstrip().endswith("}")
+    assert set(re.findall(r'^  "([^"]+)" -> "([^"]+)";$', dot, re.M)) == edges
+    assert set(re.findall(r'^  "([^"]+)";$', dot, re.M)) == set(whole.stacks)
+
+    mermaid = graph.to_mermaid(whole)
+    assert mermaid.startswith("flowchart LR\n")
+    names = dict(re.findall(r'^  (s\d+)\["([^"]+)"\]$', mermaid, re.M))
+    assert set(names.values()) == set(whole.stacks)
+    arrows = re.findall(r"^  (s\d+) --> (s\d+)$", mermaid, re.M)
+    assert {(names[a], names[b]) for a, b in arrows} == edges
+
+
+def test_text_lists_each_stack_with_why_it_waits(whole: graph.Graph) -> None:
+    text = graph.to_text(whole)
+    lines = text.splitlines()
+    assert lines[0] == f"{P}/network"
+    assert (
+        f"  after {P}/network  (data.terraform_remote_state.r0 at {P}/platform/main.tf:1)" in lines
+    )
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def test_graph_command_prints_json_and_warns_on_unresolved_reads(
+    make_repo: Callable[..., LiveRepo], capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {
+        **REPO,
+        f"{P}/data/main.tf": reads(ours("prod", "eu-west-1", "gone")),
+    }
+    live = make_repo({"live/tfrun.hcl": root_hcl(), **{f"live/{k}": v for k, v in files.items()}})
+    assert graph_command(live.path(P), "json") == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert [s["path"] for s in document["stacks"]] == [
+        f"{P}/data",
+        f"{P}/network",
+        f"{P}/platform",
+        f"{P}/app",
+        f"{P}/platform/eks",
+    ]
+    assert document["unresolved"][0]["file"] == f"{P}/data/main.tf"
+    assert document["unresolved"][0]["line"] == 1
+    assert "warning:" in captured.err and f"{P}/data/main.tf:1" in captured.err
+
+    assert graph_command(live.path(f"{S}/app"), "dot") == 0
+    dot = capsys.readouterr().out
+    assert f'"{S}/app" -> "{S}/network";' in dot
+
+
+def test_edits_are_seen_through_the_caches(make_repo: Callable[..., LiveRepo]) -> None:
+    files = {
+        f"{P}/network/main.tf": EMPTY,
+        f"{P}/dns/main.tf": EMPTY,
+        f"{P}/app/main.tf": reads(ours("prod", "eu-west-1", "network")),
+        f"{P}/app/stack.hcl": 'dependencies = ["../network"]\n',
+    }
+    live = make_repo({"live/tfrun.hcl": root_hcl(), **{f"live/{k}": v for k, v in files.items()}})
+
+    def dependencies() -> tuple[str, ...]:
+        stacks = Repository(live.live).stacks()
+        return graph.build(stacks, scan.scan(live.live, stacks)).dependencies[f"{P}/app"]
+
+    assert dependencies() == (f"{P}/network",)
+    live.path(f"{P}/app/stack.hcl").write_text('dependencies = ["../dns"]\n', encoding="utf-8")
+    live.path(f"{P}/app/main.tf").write_text(EMPTY, encoding="utf-8")
+    assert dependencies() == (f"{P}/dns",)
