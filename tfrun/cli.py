@@ -193,6 +193,12 @@ def _own_parser() -> argparse.ArgumentParser:
     graph.add_argument("path", nargs="?", type=Path, default=Path())
     graph.add_argument("--format", choices=("text", "dot", "mermaid", "json"), default="text")
 
+    lint = sub.add_parser(
+        "check", help="lint the repository offline: state keys, pins, ownership, cycles (exit 1)"
+    )
+    lint.add_argument("path", nargs="?", type=Path, default=Path())
+    lint.add_argument("--format", choices=("text", "json"), default="text")
+
     box = sub.add_parser("sandbox", help="a local AWS (moto) on 127.0.0.1 for demos and tests")
     box.add_argument("action", choices=("up", "down", "status", "env"))
     box.add_argument("path", nargs="?", type=Path, default=Path())
@@ -213,6 +219,10 @@ def _own(argv: Sequence[str]) -> int:
         from tfrun.commands.graph import graph
 
         return graph(options.path, options.format)
+    if options.own_command == "check":
+        from tfrun.commands.check import check
+
+        return check(options.path, options.format)
     raise UsageError(f"'{options.own_command}' is not built yet.")
 
 

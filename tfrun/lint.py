@@ -1,0 +1,529 @@
+"""The rules of `tfrun check` (DESIGN §7): pure functions from what the repository says to a
+list of findings. Nothing here reads a file, starts a process or prints; `commands/check.py`
+gathers the inputs and shows the result.
+
+Each finding names the file (and line, when there is one), the stack and the rule, so a CI log
+reads like a compiler's. The rules are cheap on purpose: `check` must stay fast enough to run
+on every merge request of a repository with hundreds of stacks, and it never asks terraform or
+AWS anything.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from tfrun.config import ROOT_FILE
+from tfrun.discovery import Stack
+from tfrun.generate import SIGNATURE, GeneratedFile
+from tfrun.graph import Graph
+from tfrun.hcl import parse_text
+from tfrun.scan import StackFacts
+
+# Rule name → what it fails on (`tfrun check --format json` lists them; docs/safety.md too).
+RULES: dict[str, str] = {
+    "duplicate-state-key": "two stacks keep their state under the same bucket and key",
+    "missing-required-version": "a stack with no terraform required_version",
+    "unpinned-provider": "a stack that uses a provider without a version constraint for it",
+    "unlisted-consumer": "a remote-state read of a stack with another owner that does not list "
+    "the reader in its consumers",
+    "unknown-state-key": "a remote-state read whose key maps to no stack (or that tfrun cannot "
+    "place)",
+    "dependency-cycle": "stacks that depend on each other in a cycle",
+    "hand-written-backend": "a backend or cloud block written by a person (tfrun owns the backend)",
+    "stale-generated-file": "a generated file that differs from what tfrun writes now, that "
+    "tfrun no longer writes, or that a person wrote in its place",
+}
+# Built into terraform itself (terraform_data, terraform_remote_state): nothing to pin.
+BUILTIN_PROVIDERS = frozenset({"terraform"})
+# tfrun's generated provider.tf configures aws in every stack, so every stack uses aws.
+GENERATED_PROVIDERS = ("aws",)
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    file: str  # relative to the live root, "/" separated; "" when no file is to blame
+    line: int  # 0 when the finding is about a whole file
+    stack: str  # the stack's rel path
+    rule: str
+    message: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "stack": self.stack,
+            "file": self.file or None,
+            "line": self.line or None,
+            "message": self.message,
+        }
+
+    def __str__(self) -> str:
+        where = f"{self.where}: " if self.file else ""
+        return f"{where}{self.stack}: [{self.rule}] {self.message}"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    text: str
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything the rules look at; `commands/check.py` reads it from disk."""
+
+    root: Path
+    graph: Graph  # over every stack of the repository: a key can name any of them
+    facts: Mapping[str, StackFacts]  # scan results, by rel
+    # Per selected stack: its own .tf files (not the ones tfrun generated).
+    sources: Mapping[str, Sequence[SourceFile]]
+    # .tf files of each local module folder the selected stacks use.
+    modules: Mapping[Path, Sequence[SourceFile]]
+    # Per selected stack: what tfrun would generate now, and the generated names on disk.
+    generated: Mapping[str, Sequence[GeneratedFile]]
+    on_disk: Mapping[str, Mapping[str, str]]  # rel → {file name: content}
+
+
+def check(inputs: Inputs, selected: Collection[str]) -> list[Finding]:
+    """Every finding about the `selected` stacks (rel paths), sorted by file and line."""
+    graph = inputs.graph
+    chosen = [graph.stacks[rel] for rel in sorted(selected)]
+    findings = [*duplicate_keys(graph, selected), *cycles(graph, selected)]
+    findings += unknown_keys(graph, selected)
+    findings += unlisted_consumers(graph, inputs.facts, selected)
+    for stack in chosen:
+        own = inputs.sources.get(stack.rel, ())
+        used = [
+            f for m in sorted(inputs.facts[stack.rel].modules) for f in inputs.modules.get(m, ())
+        ]
+        findings += versions(stack, own, used)
+        findings += backends(stack, own)
+        findings += stale_generated(
+            stack, inputs.generated.get(stack.rel, ()), inputs.on_disk.get(stack.rel, {})
+        )
+    return sorted(set(findings))
+
+
+def _rel(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def _config_file(stack: Stack) -> Path:
+    """The file where this stack's own settings go: its stack.hcl if any, else the root's."""
+    own = [f for f in stack.config.sources if f.parent == stack.path]
+    return own[-1] if own else stack.root / ROOT_FILE
+
+
+# ---------------------------------------------------------------------------- state keys
+
+
+def duplicate_keys(graph: Graph, selected: Collection[str]) -> list[Finding]:
+    by_key: dict[tuple[str | None, str], list[Stack]] = {}
+    for stack in graph.stacks.values():
+        by_key.setdefault((stack.config.state.bucket, stack.key), []).append(stack)
+    findings = []
+    for (bucket, key), same in by_key.items():
+        if len(same) < 2:
+            continue
+        for stack in same:
+            if stack.rel not in selected:
+                continue
+            others = ", ".join(s.rel for s in same if s is not stack)
+            findings.append(
+                Finding(
+                    _rel(_config_file(stack), graph.root),
+                    0,
+                    stack.rel,
+                    "duplicate-state-key",
+                    f"keeps its state at s3://{bucket}/{key}, and so does {others}: one apply "
+                    "would overwrite the other's state. Give each stack its own key (the "
+                    "default {env}/{region}/{stack}.tfstate is unique; check 'key' in "
+                    "stack.hcl and the 'env'/'region' overrides).",
+                )
+            )
+    return findings
+
+
+def unknown_keys(graph: Graph, selected: Collection[str]) -> list[Finding]:
+    return [
+        Finding(_rel(f.read.file, graph.root), f.read.line, f.stack, "unknown-state-key", f.message)
+        for f in graph.unresolved
+        if f.stack in selected
+    ]
+
+
+# ---------------------------------------------------------------------------- ownership
+
+
+def _may_read(reader: Stack, producer: Stack) -> bool:
+    owner = producer.config.owner
+    if owner is None or reader.config.owner == owner:
+        return True  # nobody owns it, or the same team does
+    for consumer in producer.config.consumers:
+        if consumer == reader.config.owner or fnmatchcase(reader.rel, consumer):
+            return True
+    return False
+
+
+def unlisted_consumers(
+    graph: Graph, facts: Mapping[str, StackFacts], selected: Collection[str]
+) -> list[Finding]:
+    """Reads (hand-written, or `remote_state` in config) of another owner's state that its
+    `consumers` does not allow: by the reader's owner, or by its rel path (a glob)."""
+    by_key: dict[str, list[Stack]] = {}
+    by_path = {s.path: s for s in graph.stacks.values()}
+    for stack in graph.stacks.values():
+        by_key.setdefault(stack.key, []).append(stack)
+    findings = []
+    for rel in sorted(selected):
+        reader = graph.stacks[rel]
+        reads: list[tuple[Stack, str, int, str]] = []  # producer, file, line, what
+        for read in facts[rel].reads if rel in facts else ():
+            if read.problem or read.key is None or read.bucket != reader.config.state.bucket:
+                continue  # not placeable, or not this repository's: other rules' business
+            for producer in by_key.get(read.key, ()):
+                what = f"data.terraform_remote_state.{read.name}"
+                reads.append((producer, _rel(read.file, graph.root), read.line, what))
+        for name, target in sorted(reader.config.remote_state.items()):
+            producer_or_none = by_path.get(Path(os.path.normpath(reader.path / target)))
+            if producer_or_none is not None:
+                where = _rel(_config_file(reader), graph.root)
+                reads.append((producer_or_none, where, 0, f"remote_state.{name}"))
+        for producer, file, line, what in reads:
+            if producer is reader or _may_read(reader, producer):
+                continue
+            consumers = ", ".join(producer.config.consumers) or "nobody"
+            findings.append(
+                Finding(
+                    file,
+                    line,
+                    rel,
+                    "unlisted-consumer",
+                    f"{what} reads the state of {producer.rel} (owner "
+                    f"'{producer.config.owner}'), but this stack's owner is "
+                    f"{_owner(reader)} and {producer.rel} lists as consumers: {consumers}. "
+                    f"Ask its owner to add '{reader.config.owner or reader.rel}' to "
+                    f"'consumers' in {_rel(_config_file(producer), graph.root)}, or read "
+                    "what you need another way.",
+                )
+            )
+    return findings
+
+
+def _owner(stack: Stack) -> str:
+    return f"'{stack.config.owner}'" if stack.config.owner else "not set"
+
+
+# ---------------------------------------------------------------------------- cycles
+
+
+def _components(edges: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one stack (Tarjan, without recursion:
+    a chain of a thousand stacks must not hit Python's recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    for start in sorted(edges):
+        if start in index:
+            continue
+        work: list[tuple[str, int]] = [(start, 0)]
+        while work:
+            node, at = work.pop()
+            if at == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            targets = edges[node]
+            if at < len(targets):
+                work.append((node, at + 1))
+                nxt = targets[at]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def _cycle_in(edges: Mapping[str, Sequence[str]], component: Sequence[str]) -> list[str]:
+    """One cycle through the smallest stack of a component, as a → b → … → a."""
+    members = set(component)
+    start = component[0]
+    # Breadth first from start back to start, so the cycle shown is a shortest one.
+    came_from: dict[str, str] = {}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        for nxt in edges[node]:
+            if nxt not in members:
+                continue
+            if nxt == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return [*reversed(path), start]
+            if nxt not in came_from:
+                came_from[nxt] = node
+                queue.append(nxt)
+    return [start, start]  # pragma: no cover - a component always holds a cycle
+
+
+_AT = re.compile(r" at (?P<file>.+):(?P<line>\d+)$")
+_IN = re.compile(r" in (?P<file>.+)$")
+
+
+def _reason_place(reason: str) -> tuple[str, int]:
+    """The file (and line) in one of graph.reasons' texts."""
+    match = _AT.search(reason)
+    if match:
+        return match["file"], int(match["line"])
+    match = _IN.search(reason)
+    return (match["file"], 0) if match else ("", 0)
+
+
+def cycles(graph: Graph, selected: Collection[str]) -> list[Finding]:
+    findings = []
+    for component in _components(graph.dependencies):
+        if not selected or not set(component) & set(selected):
+            continue
+        cycle = _cycle_in(graph.dependencies, component)
+        steps = [
+            f"{a} → {b} ({'; '.join(graph.reasons.get((a, b), ()))})"
+            for a, b in itertools.pairwise(cycle)
+        ]
+        file, line = _reason_place(graph.reasons.get((cycle[0], cycle[1]), [""])[0])
+        rest = sorted(set(component) - set(cycle))
+        others = f", a knot that also ties in {', '.join(rest)}" if rest else ""
+        findings.append(
+            Finding(
+                file,
+                line,
+                cycle[0],
+                "dependency-cycle",
+                f"these stacks depend on each other in a cycle, so none of them can go first: "
+                f"{' → '.join(cycle)}{others}. a → b means a depends on b: {'; '.join(steps)}. "
+                "Break the cycle: move the shared values into a stack both can read.",
+            )
+        )
+    return findings
+
+
+# ---------------------------------------------------------------------------- .tf files
+
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_USE = re.compile(r'^[ \t]*(?:resource|data|ephemeral)[ \t]+"?([A-Za-z][\w-]*)"?', re.M)
+_PROVIDER_BLOCK = re.compile(r'^[ \t]*provider[ \t]+"?([A-Za-z][\w-]*)"?[ \t]*\{', re.M)
+_TERRAFORM_BLOCK = re.compile(r"^terraform[ \t]*\{", re.M)
+_BACKEND_LINE = re.compile(r'^[ \t]*(?:backend[ \t]+"?[\w-]+"?|cloud)[ \t]*\{', re.M)
+_VERSION_SETTING = re.compile(r"^[ \t]*(?:required_version|required_providers)\b", re.M)
+
+
+def _uncommented(text: str) -> str:
+    """Block comments blanked out, newlines kept so that line numbers stay right."""
+    return _BLOCK_COMMENT.sub(lambda m: "\n" * m.group().count("\n"), text)
+
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def provider_uses(files: Iterable[SourceFile]) -> dict[str, tuple[Path, int]]:
+    """Provider local name → where it is first used: a resource, data source or ephemeral
+    resource of its type (the type's prefix before the first `_`), or a provider block.
+
+    A cheap scan of lines, not a parse: it can be fooled by a heredoc that holds HCL, which
+    costs at worst a finding to explain, never a missed rule on real code.
+    """
+    used: dict[str, tuple[Path, int]] = {}
+    for file in files:
+        text = _uncommented(file.text)
+        hits = [(m.start(), m[1].split("_", 1)[0]) for m in _USE.finditer(text)]
+        hits += [(m.start(), m[1]) for m in _PROVIDER_BLOCK.finditer(text)]
+        for offset, name in sorted(hits):
+            if name not in BUILTIN_PROVIDERS and name not in used:
+                used[name] = (file.path, _line_of(text, offset))
+    return used
+
+
+def _terraform_blocks(file: SourceFile) -> list[dict[str, Any]]:
+    """The top-level `terraform` blocks of a file; the file is parsed only if it has one."""
+    if not _TERRAFORM_BLOCK.search(file.text):
+        return []
+    parsed = parse_text(file.text, file.path)
+    blocks = parsed.get("terraform", [])
+    blocks = blocks if isinstance(blocks, list) else [blocks]
+    return [b for b in blocks if isinstance(b, dict)]
+
+
+def _first(blocks: Any) -> dict[str, Any]:
+    """python-hcl2 gives a nested block as a list of one dict."""
+    if isinstance(blocks, list):
+        merged: dict[str, Any] = {}
+        for block in blocks:
+            if isinstance(block, dict):
+                merged.update(block)
+        return merged
+    return blocks if isinstance(blocks, dict) else {}
+
+
+def _blank(value: Any) -> bool:
+    return not isinstance(value, str) or not value.strip()
+
+
+def versions(
+    stack: Stack, own: Sequence[SourceFile], modules: Sequence[SourceFile]
+) -> list[Finding]:
+    """`required_version`, and a version constraint for every provider the stack uses, from
+    tfrun's config (`terraform_version`, `providers`: the generated versions.tf) or from a
+    `terraform` block in the stack's own files. Constraints inside modules do not count: the
+    stack is where versions are chosen."""
+    config = stack.config
+    has_version = not _blank(config.terraform_version)
+    pinned = {name for name, constraint in config.providers.items() if not _blank(constraint)}
+    for file in own:
+        if not _VERSION_SETTING.search(file.text):
+            continue
+        for block in _terraform_blocks(file):
+            has_version = has_version or not _blank(block.get("required_version"))
+            for name, spec in _first(block.get("required_providers")).items():
+                constraint = spec.get("version") if isinstance(spec, dict) else spec
+                if not _blank(constraint):
+                    pinned.add(name)
+    root = stack.root
+    root_file = _rel(root / ROOT_FILE, root)
+    findings = []
+    if not has_version:
+        findings.append(
+            Finding(
+                root_file,
+                0,
+                stack.rel,
+                "missing-required-version",
+                "no terraform version constraint: set terraform_version in tfrun.hcl (tfrun "
+                "writes it into versions.tf) or required_version in a terraform block of the "
+                "stack, so that nobody applies it with a terraform that rewrites its state in "
+                "a newer format.",
+            )
+        )
+    used = {name: ("", 0) for name in GENERATED_PROVIDERS}
+    used.update(
+        {
+            name: (_rel(path, root), line)
+            for name, (path, line) in provider_uses([*own, *modules]).items()
+        }
+    )
+    for name, (where, line) in sorted(used.items()):
+        if name in pinned:
+            continue
+        why = (
+            f"uses the provider '{name}'"
+            if where
+            else f"uses the provider '{name}' (tfrun's generated provider.tf configures it)"
+        )
+        findings.append(
+            Finding(
+                where or root_file,
+                line,
+                stack.rel,
+                "unpinned-provider",
+                f"{why} with no version constraint: add it to 'providers' in tfrun.hcl "
+                f'(providers {{ {name} = "~> MAJOR.0" }}, with the major version you use) or '
+                "to required_providers in a terraform block of the stack, so that init never "
+                "picks a new major version by itself.",
+            )
+        )
+    return findings
+
+
+def backends(stack: Stack, own: Sequence[SourceFile]) -> list[Finding]:
+    findings = []
+    for file in own:
+        text = _uncommented(file.text)
+        lines = list(_BACKEND_LINE.finditer(text))
+        if not lines:
+            continue
+        # The line pattern finds candidates; the parse says whether they sit in a terraform
+        # block (a resource may have a nested block called `cloud`).
+        kinds = {
+            kind
+            for block in _terraform_blocks(file)
+            for kind in ("backend", "cloud")
+            if kind in block
+        }
+        for match in lines:
+            shown = " ".join(match.group().split()).rstrip(" {")
+            if shown.split()[0] not in kinds:
+                continue
+            findings.append(
+                Finding(
+                    _rel(file.path, stack.root),
+                    _line_of(text, match.start()),
+                    stack.rel,
+                    "hand-written-backend",
+                    f"a hand-written {shown} block: tfrun writes the stack's backend "
+                    "(backend.tf) from the state settings in tfrun.hcl, and terraform "
+                    "accepts only one. Delete this block; to keep state elsewhere, set "
+                    "'key' in stack.hcl or 'state' in tfrun.hcl.",
+                )
+            )
+    return findings
+
+
+# ---------------------------------------------------------------------------- generated files
+
+
+def stale_generated(
+    stack: Stack, expected: Sequence[GeneratedFile], on_disk: Mapping[str, str]
+) -> list[Finding]:
+    """Like `tfrun generate --check`, except that a missing generated file is fine: generated
+    files are gitignored and written just in time, so a fresh checkout has none."""
+    wanted = {file.path.name: file.content for file in expected}
+    findings = []
+    for name, content in sorted(on_disk.items()):
+        signed = content.startswith(SIGNATURE)
+        where = _rel(stack.path / name, stack.root)
+        if name in wanted and not signed:
+            message = (
+                "written by a person (no tfrun signature line), but tfrun generates a file of "
+                "this name and will refuse to run the stack. Move its content into tfrun.hcl "
+                "or stack.hcl, or rename it."
+            )
+        elif name in wanted and content != wanted[name]:
+            message = (
+                "differs from what tfrun generates now (edited by hand, or the config "
+                "changed since). Run 'tfrun generate' to rewrite it."
+            )
+        elif name not in wanted and signed:
+            message = (
+                "generated by tfrun from an earlier config, and tfrun no longer writes it. "
+                "Run 'tfrun generate' to remove it."
+            )
+        else:
+            continue
+        findings.append(Finding(where, 0, stack.rel, "stale-generated-file", message))
+    return findings
