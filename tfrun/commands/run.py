@@ -7,8 +7,9 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from tfrun import generate, process, safety, terraform, ui
+from tfrun import generate, process, recreate, safety, terraform, ui
 from tfrun.cli import RunArgs
 from tfrun.discovery import Repository, Stack, is_stack_dir
 from tfrun.errors import ConfigError, RefusedError, UsageError
@@ -34,15 +35,27 @@ def select_stacks(repo: Repository, args: RunArgs) -> list[Stack]:
     return stacks
 
 
-def _inspect_plan(binary: str, environ: dict[str, str]) -> safety.PlanInspector:
-    def inspect(stack: Stack, plan: Path) -> safety.PlanSummary | None:
+def _show_plan(binary: str, environ: dict[str, str]) -> recreate.ShowPlan:
+    """`terraform show -json PLAN` in the stack's folder, parsed; None when it can't be read."""
+
+    def show(stack: Stack, plan: Path) -> Any:
         shown = process.run([binary, "show", "-json", str(plan)], stack.path, environ)
         if shown.returncode != 0:
             return None
         try:
-            return safety.summarise_plan(json.loads(shown.stdout))
+            return json.loads(shown.stdout)
         except ValueError:
             return None
+
+    return show
+
+
+def _inspect_plan(binary: str, environ: dict[str, str]) -> safety.PlanInspector:
+    show = _show_plan(binary, environ)
+
+    def inspect(stack: Stack, plan: Path) -> safety.PlanSummary | None:
+        shown = show(stack, plan)
+        return None if shown is None else safety.summarise_plan(shown)
 
     return inspect
 
@@ -70,12 +83,22 @@ def run(args: RunArgs) -> int:
     stacks = select_stacks(repo, args)
     binary = terraform.binary(args.terraform_bin)
     environ = terraform.environ(repo.root)
+    # Renames first: on a laptop the safety rules would refuse the same plan as destructive,
+    # and only this refusal says how to fix it (a moved block).
+    unread = recreate.guard(
+        stacks,
+        args.command,
+        args.tf_args,
+        os.environ,
+        allow_recreate=args.allow_recreate,
+        show_plan=_show_plan(binary, environ),
+    )
     guard(stacks, args, binary, environ)
     if len(stacks) > 1 or args.run_all:
         from tfrun.commands.run_many import run_many
 
         return run_many(repo, stacks, args, binary, environ)
-    return run_one(repo, stacks[0], args, binary, environ)
+    return run_one(repo, stacks[0], args, binary, environ, recheck_recreate=bool(unread))
 
 
 def _needs_auto_approve(args: RunArgs) -> bool:
@@ -91,7 +114,15 @@ def _needs_auto_approve(args: RunArgs) -> bool:
     return False  # terraform asks on the terminal itself
 
 
-def run_one(repo: Repository, stack: Stack, args: RunArgs, binary: str, env: dict[str, str]) -> int:
+def run_one(
+    repo: Repository,
+    stack: Stack,
+    args: RunArgs,
+    binary: str,
+    env: dict[str, str],
+    *,
+    recheck_recreate: bool = False,
+) -> int:
     auto_approve = _needs_auto_approve(args)
     generate.ensure_gitignore(repo.root)
     prepared = terraform.prepare(repo, stack, binary, env)
@@ -105,6 +136,16 @@ def run_one(repo: Repository, stack: Stack, args: RunArgs, binary: str, env: dic
             ui.error(f"{stack.rel}: terraform init failed (exit {code}); see its output above.")
             return code
         terraform.mark_initialised(prepared)
+    if recheck_recreate:
+        # The saved plan could not be read before init (a fresh CI job); now it can.
+        recreate.guard(
+            [stack],
+            args.command,
+            args.tf_args,
+            os.environ,
+            allow_recreate=args.allow_recreate,
+            show_plan=_show_plan(binary, env),
+        )
     argv = [binary, args.command]
     if auto_approve and "-auto-approve" not in args.tf_args:
         argv.append("-auto-approve")
