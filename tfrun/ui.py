@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from pathlib import Path
 
+from rich import box
 from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 from rich.text import Text
+
+from tfrun.report import Event, Finished, Notice, Progress, Result, RunReport, Started, Status
 
 # stderr carries tfrun's own messages so that stdout stays terraform's (`tfrun output -json`).
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -25,3 +35,206 @@ def out(text: str) -> None:
     """Plain program output (graph, generated pipelines): never styled, never wrapped."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
+
+
+# --- The run display: a live board on a terminal, one block per stack otherwise ------------
+#
+# Fed by the runner's events. terraform's output never reaches the screen while it runs: it is
+# in the per-stack log files, and is printed from there whole, so stacks never interleave.
+
+_STATUS_STYLE = {
+    Status.SUCCEEDED: "green",
+    Status.FAILED: "bold red",
+    Status.SKIPPED: "yellow",
+    Status.INTERRUPTED: "magenta",
+    Status.REFUSED: "bold red",
+}
+# Rows the board keeps for its title, header and the line that counts the rows left out.
+_BOARD_CHROME = 6
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+def _changes(result: Result | None, *, provisional: bool = True) -> Text:
+    if result is None or result.changes is None:
+        return Text("")
+    changes = result.changes
+    text = Text.assemble(
+        (f"+{changes.add}", "green" if changes.add else "dim"),
+        " ",
+        (f"~{changes.change}", "yellow" if changes.change else "dim"),
+        " ",
+        (f"-{changes.destroy}", "red" if changes.destroy else "dim"),
+    )
+    if result.output_changes and not changes.total:
+        text.append(" outputs", "yellow")
+    if provisional and result.provisional:
+        text.append(" provisional", "bold yellow")
+    return text
+
+
+def _note(result: Result) -> str:
+    notes = [result.reason] if result.reason else []
+    if result.provisional:
+        notes.append(
+            "provisional: "
+            + ", ".join(result.provisional)
+            + " will change outputs first; plan again after applying it"
+        )
+    if result.attempts > 1 and result.ok:
+        notes.append(f"succeeded on attempt {result.attempts}")
+    return "; ".join(notes)
+
+
+class RunDisplay:
+    """The sink of a run's events, and the summary at its end."""
+
+    def __init__(
+        self, nodes: Sequence[str], command: str, interactive: bool, run_dir: Path
+    ) -> None:
+        self.nodes = list(nodes)
+        self.command = command
+        self.interactive = interactive
+        self.run_dir = run_dir
+        # The board renders from rich's refresh thread while events arrive on the event loop.
+        self._lock = threading.Lock()
+        self._phase: dict[str, str] = {}
+        self._started: dict[str, float] = {}
+        self._results: dict[str, Result] = {}
+        self._live: Live | None = None
+
+    def __enter__(self) -> RunDisplay:
+        if self.interactive:
+            self._live = Live(self, console=stderr, refresh_per_second=4, transient=True)
+            self._live.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+            # The board is gone; what needs reading next is what failed and what would change.
+            for node in self.nodes:
+                result = self._results.get(node)
+                if (
+                    result is not None
+                    and result.log is not None
+                    and (result.status in (Status.FAILED, Status.INTERRUPTED) or result.has_changes)
+                ):
+                    self._block(node, result)
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, Started):
+                self._started[event.node] = time.monotonic()
+                self._phase[event.node] = "starting"
+            elif isinstance(event, Progress):
+                self._phase[event.node] = event.phase
+            elif isinstance(event, Finished):
+                self._phase.pop(event.node, None)
+                self._results[event.node] = event.result
+        if isinstance(event, Notice):
+            info(f"{event.node}: {event.text}" if event.node else event.text)
+        elif isinstance(event, Finished) and not self.interactive:
+            self._block(event.node, event.result)
+
+    def _block(self, node: str, result: Result) -> None:
+        header = Text.assemble(
+            ("── ", "dim"),
+            (node, "bold"),
+            " · ",
+            (str(result.status), _STATUS_STYLE[result.status]),
+        )
+        if result.status is not Status.SKIPPED:
+            header.append(f" · {_duration(result.duration_s)}")
+        if result.changes is not None:
+            header.append(" · ")
+            header.append_text(_changes(result))
+        stdout.print(header)
+        content = ""
+        if result.log is not None:
+            with suppress(OSError):
+                content = result.log.read_text(encoding="utf-8", errors="replace")
+        if content:
+            sys.stdout.write(content if content.endswith("\n") else content + "\n")
+        elif result.reason:  # skipped or refused before a log was started
+            stdout.print(Text(f"{result.status}: {result.reason}", _STATUS_STYLE[result.status]))
+        sys.stdout.flush()
+
+    def __rich__(self) -> Table:
+        with self._lock:
+            now = time.monotonic()
+            running = [node for node in self.nodes if node in self._phase]
+            finished = [node for node in self.nodes if node in self._results]
+            budget = max(3, stderr.height - _BOARD_CHROME)
+            # Running stacks first, then what went wrong, then the rest that finished.
+            wrong = [n for n in finished if not self._results[n].ok]
+            shown = set(running[:budget])
+            for node in wrong + [n for n in finished if self._results[n].ok]:
+                if len(shown) >= budget:
+                    break
+                shown.add(node)
+            table = Table(
+                title=f"tfrun {self.command}: {len(finished)}/{len(self.nodes)} done, "
+                f"{len(running)} running",
+                title_justify="left",
+                box=None,
+                pad_edge=False,
+            )
+            for column in ("stack", "state", "elapsed", "changes"):
+                table.add_column(column, no_wrap=True)
+            for node in self.nodes:
+                if node not in shown:
+                    continue
+                result = self._results.get(node)
+                if result is None:
+                    elapsed = now - self._started[node]
+                    state = Text(self._phase[node], "cyan")
+                else:
+                    elapsed = result.duration_s
+                    state = Text(str(result.status), _STATUS_STYLE[result.status])
+                shown_elapsed = (
+                    "" if result and result.status is Status.SKIPPED else _duration(elapsed)
+                )
+                table.add_row(node, state, shown_elapsed, _changes(result))
+            hidden = len(self.nodes) - len(shown)
+            if hidden:
+                queued = len(self.nodes) - len(running) - len(finished)
+                table.caption = f"… and {hidden} more ({queued} waiting)"
+                table.caption_justify = "left"
+            return table
+
+    def summary(self, report: RunReport) -> None:
+        # Notes go under the table, one per line: in a column they would be folded into a
+        # sliver on an 80-column CI log.
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("stack", "result", "duration", "changes"):
+            table.add_column(column, no_wrap=True)
+        notes = Text()
+        for node, result in report.results.items():
+            marked = node + (" *" if result.provisional else "")
+            table.add_row(
+                marked,
+                Text(str(result.status), _STATUS_STYLE[result.status]),
+                _duration(result.duration_s) if result.status is not Status.SKIPPED else "",
+                _changes(result, provisional=False),
+            )
+            note = _note(result)
+            if note:
+                notes.append(f"  {marked}: ", "bold")
+                notes.append(note + "\n", "" if result.ok else _STATUS_STYLE[result.status])
+        stderr.print(table)
+        if notes:
+            notes.rstrip()
+            stderr.print(notes)
+        counts = report.counts()
+        parts = [f"{counts[status]} {status}" for status in Status if counts[status]]
+        line = ", ".join(parts) + f" in {_duration(report.duration_s)}"
+        if report.run_dir is not None:
+            line += f"; logs in {report.run_dir}"
+        stderr.print(Text(line, "bold red" if counts[Status.FAILED] else "bold"))

@@ -1,0 +1,179 @@
+"""A stand-in for terraform in scheduler tests: it does what a stack's `fake.json` says and
+records what happened to it.
+
+Per-stack behaviour, from `fake.json` in the working directory (all optional):
+
+    {"sleep": 0.2,                        every command sleeps this long (seconds)
+     "plan": {"sleep": 1, "exit": 1,      per-command overrides
+              "fail_first": 2,            the first N runs of this command fail...
+              "message": "Rate exceeded"},  ...printing this (default: a permanent error)
+     "changes": {"add": 1, "change": 0, "destroy": 0, "outputs": ["vpc_id"]},
+     "on_sigint": "exit" | "ignore",      default exit, after "sigint_delay" seconds
+     "on_sigterm": "exit" | "ignore"}     default exit
+
+Every start, signal and exit is appended as a JSON line to $FAKE_TF_RECORD with the pid, the
+working directory, the arguments and time.monotonic() (one clock for all processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+CONFIG = "fake.json"
+QUICK = ("init", "show")
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _record(event: str, **fields: Any) -> None:
+    path = os.environ.get("FAKE_TF_RECORD")
+    if not path:
+        return
+    line = json.dumps(
+        {
+            "event": event,
+            "pid": os.getpid(),
+            "cwd": os.getcwd(),
+            "args": sys.argv[1:],
+            "t": time.monotonic(),
+            **fields,
+        }
+    )
+    # One write of a short line with O_APPEND: records from concurrent fakes never mix.
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def _config() -> dict[str, Any]:
+    try:
+        loaded = json.loads(Path(CONFIG).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _plan_json(changes: dict[str, Any]) -> dict[str, Any]:
+    resources = []
+    for action, count in (
+        ("create", changes.get("add", 0)),
+        ("update", changes.get("change", 0)),
+        ("delete", changes.get("destroy", 0)),
+    ):
+        resources += [
+            {"address": f"terraform_data.{action}{i}", "change": {"actions": [action]}}
+            for i in range(count)
+        ]
+    resources.append({"address": "data.x.y", "change": {"actions": ["read"]}})
+    outputs = {name: {"actions": ["update"]} for name in changes.get("outputs", [])}
+    outputs["unchanged"] = {"actions": ["no-op"]}
+    return {"format_version": "1.2", "resource_changes": resources, "output_changes": outputs}
+
+
+def main(argv: list[str]) -> int:
+    config = _config()
+    command = argv[0] if argv else ""
+    # A stack's "sleep" is its main command's; init and show are quick unless told otherwise.
+    inherited = {k: v for k, v in config.items() if k != "sleep" or command not in QUICK}
+    settings = {**inherited, **config.get(command, {})}
+    _record("start")
+
+    def on_signal(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        _record("signal", signal=name)
+        key = "on_sigint" if signum == signal.SIGINT else "on_sigterm"
+        if settings.get(key, "exit") == "exit":
+            raise _Interrupted(name)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    if "-json" not in argv:  # machine output is the JSON alone, as terraform's is
+        print(f"fake terraform {' '.join(argv)}", flush=True)
+    try:
+        deadline = time.monotonic() + float(settings.get("sleep", 0))
+        while (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))
+    except _Interrupted:
+        # Terraform finishes what it is doing and releases the state lock before exiting.
+        time.sleep(float(settings.get("sigint_delay", 0.1)))
+        print("Interrupt received. Gracefully shutting down...", flush=True)
+        _record("exit", code=1, interrupted=True)
+        return 1
+    code = _outcome(command, argv, settings, config)
+    _record("exit", code=code)
+    return code
+
+
+def _outcome(
+    command: str, argv: list[str], settings: dict[str, Any], config: dict[str, Any]
+) -> int:
+    fail_first = int(settings.get("fail_first", 0))
+    if fail_first:
+        counter = Path(f".fake_count_{command}")
+        runs = int(counter.read_text() or 0) + 1 if counter.exists() else 1
+        counter.write_text(str(runs))
+        if runs <= fail_first:
+            message = settings.get("message", "Error: Unsupported argument")
+            print(f"\nError: {message}\n", file=sys.stderr, flush=True)
+            return 1
+    changes = config.get("changes", {})
+    if command == "plan":
+        for arg in argv:
+            if arg.startswith("-out="):
+                Path(arg.removeprefix("-out=")).write_text("fake plan", encoding="utf-8")
+        has_changes = any(changes.get(k) for k in ("add", "change", "destroy", "outputs"))
+        print("Plan: changes" if has_changes else "No changes.", flush=True)
+        default = 2 if has_changes and "-detailed-exitcode" in argv else 0
+        return int(settings.get("exit", default))
+    if command == "show" and "-json" in argv:
+        print(json.dumps(_plan_json(changes)), flush=True)
+        return int(settings.get("exit", 0))
+    return int(settings.get("exit", 0))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
+
+
+def patch_plumbing(cache_dir: Path, setattr_: Any = setattr) -> None:
+    """Replace tfrun.terraform's generation and init bookkeeping with a marker file, so
+    scheduler tests depend only on the runner (`setattr_`: pytest's monkeypatch.setattr)."""
+    from collections.abc import Mapping
+
+    from tfrun import terraform
+    from tfrun.discovery import Repository, Stack
+
+    def marker(stack: Stack) -> Path:
+        return stack.path / ".terraform" / "fake-init"
+
+    def prepare(
+        repo: Repository, stack: Stack, binary: str, environ: Mapping[str, str] = os.environ
+    ) -> terraform.Prepared:
+        return terraform.Prepared(stack, binary, (), init_needed=not marker(stack).exists())
+
+    def mark_initialised(prepared: terraform.Prepared) -> None:
+        marker(prepared.stack).parent.mkdir(exist_ok=True)
+        marker(prepared.stack).touch()
+
+    def environ(root: Path, base: Mapping[str, str] = os.environ) -> dict[str, str]:
+        return {**base, "TF_PLUGIN_CACHE_DIR": str(cache_dir), "TF_IN_AUTOMATION": "1"}
+
+    def init_argv(
+        binary: str, root: Path, stack: Stack, environ: Mapping[str, str] = os.environ
+    ) -> list[str]:
+        return [binary, "init", "-input=false"]
+
+    setattr_(terraform, "prepare", prepare)
+    setattr_(terraform, "mark_initialised", mark_initialised)
+    setattr_(terraform, "environ", environ)
+    setattr_(terraform, "init_argv", init_argv)
