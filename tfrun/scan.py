@@ -29,9 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -236,6 +234,10 @@ class Scanner:
         workers = self.jobs if self.jobs is not None else _cpu_count()
         if workers < 2 or len(snippets) < PARALLEL_MIN_BLOCKS:
             return [_parse_snippet(s) for s in snippets]
+        # Imported here: a warm run never needs them, and they cost 30 ms to import.
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
         # fork is the cheapest start and lets the workers share the parser loaded here first,
         # but it is only safe while this process runs a single thread.
         method = "fork" if threading.active_count() == 1 else "forkserver"
