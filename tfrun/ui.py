@@ -31,6 +31,15 @@ def info(message: str) -> None:
     stderr.print(Text.assemble(("tfrun: ", "dim"), message))
 
 
+def ask(prompt: str) -> str:
+    """One line typed by the person at the terminal; empty at end of input."""
+    stderr.print(Text(prompt), end=" ")
+    try:
+        return input()
+    except EOFError:
+        return ""
+
+
 def out(text: str) -> None:
     """Plain program output (graph, generated pipelines): never styled, never wrapped."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tfrun import generate, process, recreate, safety, terraform, ui
+from tfrun import generate, process, recreate, safety, scan, terraform, ui
+from tfrun import graph as graphs
 from tfrun.cli import RunArgs
 from tfrun.discovery import Repository, Stack, is_stack_dir
 from tfrun.errors import ConfigError, RefusedError, UsageError
@@ -22,17 +24,39 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
-def select_stacks(repo: Repository, args: RunArgs) -> list[Stack]:
+@dataclass(frozen=True)
+class Selection:
+    stacks: list[Stack]
+    graph: graphs.Graph | None  # built for runs over many stacks only
+
+
+def select_stacks(repo: Repository, args: RunArgs) -> Selection:
     start = (args.path or Path.cwd()).resolve()
     if args.path is None and repo.root not in (start, *start.parents):
         start = repo.root  # run from above the live root, e.g. the repository's top in CI
-    selecting = bool(args.env or args.region or args.include or args.exclude)
-    if not args.run_all and not selecting and is_stack_dir(start) and start.resolve() != repo.root:
-        return [repo.stack(start)]
-    stacks = repo.stacks(start)
+    selecting = bool(
+        args.env or args.region or args.include or args.exclude or args.with_dependencies
+    )
+    if not args.run_all and not selecting and is_stack_dir(start) and start != repo.root:
+        return Selection([repo.stack(start)], None)
+    # The whole repository, even for a part of it: a state key can name any stack.
+    every = repo.stacks()
+    whole = graphs.build(every, scan.scan(repo.root, every))
+    stacks = graphs.select(
+        whole,
+        [start],
+        env=args.env,
+        region=args.region,
+        include=args.include,
+        exclude=args.exclude,
+        with_dependencies=args.with_dependencies,
+    )
     if not stacks:
-        raise ConfigError(f"{start.resolve()}: no stacks here or below.")
-    return stacks
+        raise ConfigError(
+            f"{start}: no stacks here or below"
+            + (" match the --env/--region/--include/--exclude given." if selecting else ".")
+        )
+    return Selection(graphs.order(whole, stacks), whole)
 
 
 def _show_plan(binary: str, environ: dict[str, str]) -> recreate.ShowPlan:
@@ -80,7 +104,8 @@ def guard(stacks: list[Stack], args: RunArgs, binary: str, environ: dict[str, st
 
 def run(args: RunArgs) -> int:
     repo = Repository.containing(args.path or Path.cwd())
-    stacks = select_stacks(repo, args)
+    selection = select_stacks(repo, args)
+    stacks = selection.stacks
     binary = terraform.binary(args.terraform_bin)
     environ = terraform.environ(repo.root)
     # Renames first: on a laptop the safety rules would refuse the same plan as destructive,
@@ -94,10 +119,10 @@ def run(args: RunArgs) -> int:
         show_plan=_show_plan(binary, environ),
     )
     guard(stacks, args, binary, environ)
-    if len(stacks) > 1 or args.run_all:
+    if selection.graph is not None:
         from tfrun.commands.run_many import run_many
 
-        return run_many(repo, stacks, args, binary, environ)
+        return run_many(repo, selection.graph, stacks, args, binary)
     return run_one(repo, stacks[0], args, binary, environ, recheck_recreate=bool(unread))
 
 

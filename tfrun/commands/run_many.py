@@ -1,0 +1,58 @@
+"""A terraform command over many stacks: one approval, then the runner, dependencies first."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from tfrun import graph as graphs
+from tfrun import runner, safety, ui
+from tfrun.cli import RunArgs
+from tfrun.discovery import Repository, Stack
+from tfrun.errors import UsageError
+
+
+def _approve(stacks: list[Stack], args: RunArgs, *, destroying: bool) -> None:
+    """Apply and destroy over several stacks: asked once, listing the stacks (DESIGN §5)."""
+    if args.command not in ("apply", "destroy") or args.yes:
+        return
+    verb = "destroy" if destroying else "apply"
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UsageError(
+            f"'tfrun {args.command}' over {len(stacks)} stacks changes infrastructure and there "
+            "is no terminal to ask for approval. Add --yes to approve it in advance."
+        )
+    listing = "\n".join(f"  {stack.rel}" for stack in stacks)
+    answer = ui.ask(
+        f"terraform {verb} in these {len(stacks)} stacks, in order:\n{listing}\n"
+        "Type 'yes' to go on:"
+    )
+    if answer.strip() != "yes":
+        raise UsageError(f"the answer was not 'yes', so nothing ran ({len(stacks)} stacks).")
+
+
+def run_many(
+    repo: Repository, graph: graphs.Graph, stacks: list[Stack], args: RunArgs, binary: str
+) -> int:
+    selected = {stack.rel for stack in stacks}
+    for finding in graph.unresolved:
+        if finding.stack in selected:
+            ui.info(f"warning: {finding.stack}: {finding.message}")
+    operation = safety.classify(args.command, args.tf_args, os.environ)
+    destroying = operation.kind is safety.Kind.DESTROY and args.command != "state"
+    _approve(stacks, args, destroying=destroying)
+    options = runner.RunOptions(
+        parallelism=args.parallelism or runner.DEFAULT_PARALLELISM,
+        fail_fast=args.fail_fast,
+        destroy_order=destroying,
+        detailed_exitcode=args.detailed_exitcode,
+        lock_timeout=args.lock_timeout,
+        json_path=args.json_path,
+        interactive=sys.stderr.isatty(),
+        terraform_bin=binary,
+        repo=repo,
+    )
+    report = runner.run(
+        stacks, graphs.waits_for(graph, stacks), args.command, args.tf_args, options
+    )
+    return runner.exit_code(report, options)
