@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up, then runs tfrun on a copy of examples/ against a local AWS sandbox
-# (moto on 127.0.0.1): graph, apply every stack in order, a second plan that finds nothing to
-# change, a remote-state read, and the sandbox stopped at the end whatever happens.
+# (moto on 127.0.0.1): graph, apply every stack in order (prod as a CI job would, after two
+# refusals on the laptop), a second plan that finds nothing to change, a remote-state read,
+# and the sandbox stopped at the end whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -43,8 +44,19 @@ tfrun sandbox up
 step "tfrun graph (order from the hand-written terraform_remote_state reads)"
 tfrun graph
 
-step "tfrun run-all apply --yes"
-tfrun run-all apply --yes
+step "tfrun run-all apply --yes --env staging --env shared-services"
+tfrun run-all apply --yes --env staging --env shared-services
+
+step "prod is protected: a destroy from a laptop is refused (exit 3), whatever its form"
+set +e
+tfrun destroy prod-eu-west-1/network --yes
+echo "exit code: $?"
+tfrun run-all apply --yes --env prod
+echo "exit code: $? (an apply to prod needs CI, or a person typing 'prod' on a terminal)"
+set -e
+
+step "CI=true tfrun run-all apply --yes --env prod (as a CI job would)"
+CI=true tfrun run-all apply --yes --env prod
 
 step "tfrun run-all plan --detailed-exitcode (nothing to change: exit 0)"
 tfrun run-all plan --detailed-exitcode
