@@ -216,26 +216,24 @@ class Repository:
         )
         assert provider_region is not None  # state.region is required
         name = "/".join(rel_parts[1:])
-        rel = "/".join(rel_parts)
-        stack = Stack(
-            root=self.root,
-            path=path,
-            rel=rel,
-            env=env,
-            region=region,
-            provider_region=provider_region,
-            name=name,
-            key="",
-            config=config,
-        )
         key = config.key_template.format(
             env=env,
             region=region,
             stack=name,
             account_id=environment.account_id or "",
-            repo=stack.repo,
+            repo=config.repo or _git_toplevel_name(self.root),
         )
-        return Stack(**{**stack.__dict__, "key": key})
+        return Stack(
+            root=self.root,
+            path=path,
+            rel="/".join(rel_parts),
+            env=env,
+            region=region,
+            provider_region=provider_region,
+            name=name,
+            key=key,
+            config=config,
+        )
 
 
 _TOPLEVEL_CACHE: dict[Path, str] = {}
