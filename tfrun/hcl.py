@@ -14,35 +14,38 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeAlias
 
-import hcl2
-from lark.exceptions import UnexpectedInput
-
 from tfrun.errors import ConfigError
 
-_READ_OPTIONS = hcl2.SerializationOptions(
-    with_comments=False,
-    explicit_blocks=False,
-    strip_string_quotes=True,
-    preserve_heredocs=False,
-)
-_READ_OPTIONS_WITH_LINES = hcl2.SerializationOptions(
-    with_comments=False,
-    with_meta=True,
-    explicit_blocks=False,
-    strip_string_quotes=True,
-    preserve_heredocs=False,
-)
-_META_KEYS = frozenset({"__start_line__", "__end_line__"})
+
+@cache
+def _read_options() -> Any:
+    # python-hcl2 and lark are imported on first parse only: a warm run parses nothing.
+    import hcl2
+
+    return hcl2.SerializationOptions(
+        with_comments=False,
+        explicit_blocks=False,
+        strip_string_quotes=True,
+        preserve_heredocs=False,
+    )
 
 
-def parse_text(text: str, source: Path, *, with_lines: bool = False) -> dict[str, Any]:
+def _loads(text: str) -> dict[str, Any]:
+    import hcl2
+
+    return hcl2.loads(text, serialization_options=_read_options())
+
+
+def parse_text(text: str, source: Path) -> dict[str, Any]:
     """Parse HCL text; a syntax error names the file and, when known, the line."""
-    options = _READ_OPTIONS_WITH_LINES if with_lines else _READ_OPTIONS
+    from lark.exceptions import UnexpectedInput
+
     try:
-        data = hcl2.loads(text, serialization_options=options)
+        data = _loads(text)
     except UnexpectedInput as exc:
         raise ConfigError(
             f"{source}:{exc.line}:{exc.column}: this is not valid HCL "
@@ -54,12 +57,12 @@ def parse_text(text: str, source: Path, *, with_lines: bool = False) -> dict[str
     return _plain(data)  # type: ignore[no-any-return]
 
 
-def parse_file(path: Path, *, with_lines: bool = False) -> dict[str, Any]:
+def parse_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read this file ({exc}).") from None
-    return parse_text(text, path, with_lines=with_lines)
+    return parse_text(text, path)
 
 
 def _context_line(text: str, line: int) -> str:
@@ -73,13 +76,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(item) for item in value]
     if isinstance(value, dict):
-        return {(k if k in _META_KEYS else _unquote_key(k)): _plain(v) for k, v in value.items()}
+        return {_unquote_key(k): _plain(v) for k, v in value.items()}
     return value
 
 
 def _unquote_key(key: str) -> str:
     if len(key) >= 2 and key[0] == '"' and key[-1] == '"':
-        return str(_plain(hcl2.loads(f"k = {key}", serialization_options=_READ_OPTIONS)["k"]))
+        return str(_loads(f"k = {key}")["k"])
     return key
 
 
