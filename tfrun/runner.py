@@ -399,8 +399,8 @@ async def run_stacks(
         reverse(nodes, deps) if options.destroy_order else deps
     )
     repo = options.repo or Repository(stacks[0].root)
-    binary = terraform.binary(options.terraform_bin)
-    process.resolve_executable(binary)  # a missing terraform is one error, not one per stack
+    # Resolved once: a missing terraform is one error, not one per stack.
+    binary = process.resolve_executable(terraform.binary(options.terraform_bin))
     env = terraform.environ(repo.root)
     run_dir = options.run_dir or new_run_dir(repo.root, command)
     run_dir.mkdir(parents=True, exist_ok=True)
