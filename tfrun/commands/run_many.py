@@ -39,7 +39,11 @@ def run_many(
         if finding.stack in selected:
             ui.info(f"warning: {finding.stack}: {finding.message}")
     operation = safety.classify(args.command, args.tf_args, os.environ)
-    destroying = operation.kind is safety.Kind.DESTROY and args.command != "state"
+    # A destroy (or a plan of one) runs dependents first: a stack goes before what it reads.
+    destroying = args.command != "state" and operation.kind in (
+        safety.Kind.DESTROY,
+        safety.Kind.PLAN_DESTROY,
+    )
     _approve(stacks, args, destroying=destroying)
     options = runner.RunOptions(
         parallelism=args.parallelism or runner.DEFAULT_PARALLELISM,
