@@ -199,6 +199,8 @@ def _own_parser() -> argparse.ArgumentParser:
     lint.add_argument("path", nargs="?", type=Path, default=Path())
     lint.add_argument("--format", choices=("text", "json"), default="text")
 
+    _add_change_parsers(sub)
+
     box = sub.add_parser("sandbox", help="a local AWS (moto) on 127.0.0.1 for demos and tests")
     box.add_argument("action", choices=("up", "down", "status", "env"))
     box.add_argument("path", nargs="?", type=Path, default=Path())
@@ -223,7 +225,96 @@ def _own(argv: Sequence[str]) -> int:
         from tfrun.commands.check import check
 
         return check(options.path, options.format)
+    if options.own_command in ("affected", "ci"):
+        return _own_change(options)
     raise UsageError(f"'{options.own_command}' is not built yet.")
+
+
+def _add_change_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`affected` and `ci`: what a git change touches, and pipelines for it."""
+
+    def change_options(parser: argparse.ArgumentParser, *, base_required: bool) -> None:
+        parser.add_argument("path", nargs="?", type=Path, default=Path())
+        parser.add_argument(
+            "--base",
+            required=base_required,
+            metavar="REF",
+            help="compare with this commit (its merge base with HEAD)",
+        )
+        parser.add_argument(
+            "--head", metavar="REF", help="compare this commit (default: the working tree)"
+        )
+        parser.add_argument(
+            "--with-dependents",
+            action="store_true",
+            help="add the stacks that read an affected stack's state, transitively",
+        )
+
+    affected = sub.add_parser("affected", help="list the stacks a git change touches, and why")
+    change_options(affected, base_required=True)
+    affected.add_argument("--format", choices=("text", "json", "paths"), default="text")
+
+    ci = sub.add_parser("ci", help="CI pipelines for the stacks a change touches")
+    targets = ci.add_subparsers(dest="ci_target", metavar="TARGET", required=True)
+    gitlab = targets.add_parser("gitlab", help="a GitLab child pipeline (YAML on stdout)")
+    change_options(gitlab, base_required=False)
+    gitlab.add_argument(
+        "--static",
+        action="store_true",
+        help="every stack, each job with `rules: changes:` (no child pipeline)",
+    )
+    gitlab.add_argument("--plan-only", action="store_true", help="plan jobs only (merge requests)")
+    gitlab.add_argument("--image", help="the jobs' image")
+    gitlab.add_argument("--tag", action="append", default=[], help="a runner tag (repeatable)")
+    gitlab.add_argument(
+        "--before-script",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="a before_script line (repeatable), e.g. to install tfrun",
+    )
+    github = targets.add_parser("github", help="a GitHub Actions matrix (JSON on stdout)")
+    change_options(github, base_required=False)
+    summary = targets.add_parser("summary", help="one table from the plan jobs' JSON reports")
+    summary.add_argument("reports", nargs="+", type=Path, metavar="REPORT")
+    summary.add_argument(
+        "--expect", action="append", default=[], metavar="STACK", help="a stack with a plan job"
+    )
+
+
+def _own_change(options: argparse.Namespace) -> int:
+    if options.own_command == "affected":
+        from tfrun.commands import affected as affected_command
+
+        return affected_command.run(
+            options.path,
+            base=options.base,
+            head=options.head,
+            with_dependents=options.with_dependents,
+            fmt=options.format,
+        )
+    from tfrun.commands import ci as ci_command
+
+    if options.ci_target == "summary":
+        return ci_command.summary(options.reports, options.expect)
+    if options.ci_target == "github":
+        return ci_command.github(
+            options.path,
+            base=options.base,
+            head=options.head,
+            with_dependents=options.with_dependents,
+        )
+    return ci_command.gitlab(
+        options.path,
+        base=options.base,
+        head=options.head,
+        with_dependents=options.with_dependents,
+        static=options.static,
+        plan_only=options.plan_only,
+        image=options.image,
+        tags=options.tag,
+        before_script=options.before_script,
+    )
 
 
 def dispatch(argv: Sequence[str]) -> int:

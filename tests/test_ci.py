@@ -1,0 +1,405 @@
+"""Pipeline generation (`tfrun ci`): the pure documents, the YAML writer, and the commands on
+real git repositories. Schema validation and running the pipeline: test_ci_gitlab_local.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import LiveRepo, write_tree
+from test_affected import BASE_FILES, P, S, commit
+
+from tfrun import ci, cli
+from tfrun.commands.ci import default_base
+from tfrun.errors import ConfigError
+
+
+def stack(
+    rel: str, *needs: str, protected: bool = False, changes: tuple[str, ...] = ()
+) -> ci.CIStack:
+    env = rel.split("-")[0]
+    return ci.CIStack(
+        rel=rel,
+        path=f"live/{rel}",
+        env=env,
+        region="eu-west-1",
+        key=f"{env}/eu-west-1/{rel.split('/', 1)[1]}.tfstate",
+        bucket="acme-tfstate",
+        protected=protected,
+        needs=needs,
+        changes=changes,
+    )
+
+
+NETWORK = stack(f"{S}/network")
+PLATFORM = stack(f"{S}/platform", f"{S}/network")
+PROD_NETWORK = stack(f"{P}/network", protected=True)
+PROD_DATA = stack(f"{P}/data", f"{P}/network", protected=True)
+OPTIONS = ci.GitLabOptions(live_rel="live")
+
+
+def names(document: dict[str, Any]) -> list[str]:
+    return [k for k in document if k not in ("default", "stages")]
+
+
+def needed(job: dict[str, Any]) -> list[tuple[str, bool]]:
+    return [(n["job"], n["artifacts"]) for n in job["needs"]]
+
+
+# ---------------------------------------------------------------------------- the child pipeline
+
+
+def test_plan_and_apply_jobs_form_the_dag() -> None:
+    document = ci.gitlab_child([NETWORK, PLATFORM], OPTIONS)
+    assert document["stages"] == ["plan", "apply", "summary"]
+    assert names(document) == [
+        f"plan {S}/network",
+        f"apply {S}/network",
+        f"plan {S}/platform",
+        f"apply {S}/platform",
+        "summary",
+    ]
+    plan = document[f"plan {S}/network"]
+    assert plan["stage"] == "plan" and plan["needs"] == []
+    assert plan["script"] == [
+        f"tfrun plan live/{S}/network --include {S}/network "
+        f"--json live/.tfrun/ci/plan/{S}/network.json -out=tfplan"
+    ]
+    assert plan["artifacts"]["paths"] == [
+        f"live/{S}/network/tfplan",
+        f"live/{S}/network/.terraform.lock.hcl",
+        f"live/.tfrun/ci/plan/{S}/network.json",
+    ]
+    apply = document[f"apply {S}/network"]
+    assert needed(apply) == [(f"plan {S}/network", True)]
+    assert apply["script"] == [f"tfrun apply live/{S}/network --yes tfplan"]
+    assert apply["interruptible"] is False and "when" not in apply
+    # The dependent plans after its dependency is applied (it reads the new outputs), in the
+    # apply stage since a job may only need jobs of its own or earlier stages.
+    later = document[f"plan {S}/platform"]
+    assert later["stage"] == "apply"
+    assert needed(later) == [(f"apply {S}/network", False)]
+    assert needed(document[f"apply {S}/platform"]) == [
+        (f"plan {S}/platform", True),
+        (f"apply {S}/network", False),
+    ]
+
+
+def test_one_resource_group_per_state_key() -> None:
+    document = ci.gitlab_child([NETWORK, PLATFORM], OPTIONS)
+    group = "tfstate/acme-tfstate/staging/eu-west-1/network.tfstate"
+    assert document[f"plan {S}/network"]["resource_group"] == group
+    assert document[f"apply {S}/network"]["resource_group"] == group
+    odd = ci.CIStack("x/y", "x/y", "x", "global", "a b/{c}$d.tfstate", "bkt", False)
+    assert ci.resource_group(odd) == "tfstate/bkt/a_b/_c_d.tfstate"
+
+
+def test_protected_environments_apply_in_manual_jobs() -> None:
+    document = ci.gitlab_child([PROD_NETWORK, PROD_DATA], OPTIONS)
+    for rel in (PROD_NETWORK.rel, PROD_DATA.rel):
+        apply = document[f"apply {rel}"]
+        assert (apply["when"], apply["allow_failure"]) == ("manual", False)
+        assert "when" not in document[f"plan {rel}"]  # plans are read-only: they just run
+
+
+def test_the_summary_job() -> None:
+    notes = ["prod-eu-west-1/old was deleted"]
+    summary = ci.gitlab_child([NETWORK, PLATFORM], OPTIONS, notes)["summary"]
+    assert summary["when"] == "always"
+    assert needed(summary) == [(f"plan {S}/network", True), (f"plan {S}/platform", True)]
+    assert summary["script"] == [
+        "echo 'prod-eu-west-1/old was deleted'",
+        f"tfrun ci summary live/.tfrun/ci/plan --expect {S}/network --expect {S}/platform",
+    ]
+    many = [stack(f"{S}/s{i}") for i in range(ci.NEEDS_LIMIT + 1)]
+    # Past GitLab's limit of needs, the summary waits for the stages before it instead.
+    assert "needs" not in ci.gitlab_child(many, OPTIONS)["summary"]
+
+
+def test_an_empty_change_is_a_valid_pipeline_with_a_no_op_job() -> None:
+    document = ci.gitlab_child([], OPTIONS, ["x was deleted"])
+    assert document["stages"] == ["summary"]
+    assert document[ci.EMPTY_JOB]["script"] == [
+        "echo 'tfrun: no stacks are affected by this change.'",
+        "echo 'x was deleted'",
+    ]
+
+
+def test_options_image_tags_and_before_script() -> None:
+    options = ci.GitLabOptions(
+        live_rel="",
+        image="python:3.12",
+        tags=("aws", "small"),
+        before_script=("pip install tfrun",),
+    )
+    document = ci.gitlab_child([stack(f"{S}/network")], options)
+    assert document["default"] == {
+        "image": "python:3.12",
+        "tags": ["aws", "small"],
+        "before_script": ["pip install tfrun"],
+    }
+    assert ci.gitlab_child([], options)["default"] == document["default"]
+    assert "default" not in ci.gitlab_child([], OPTIONS)
+    # A live root at the top of the repository: no prefix.
+    assert ci.report_path("", f"{S}/network") == f".tfrun/ci/plan/{S}/network.json"
+
+
+def test_plan_only_pipelines_have_no_apply_jobs() -> None:
+    options = ci.GitLabOptions(live_rel="live", plan_only=True)
+    document = ci.gitlab_child([NETWORK, PLATFORM], options)
+    assert names(document) == [f"plan {S}/network", f"plan {S}/platform", "summary"]
+    assert document[f"plan {S}/platform"]["needs"] == []
+    assert document["stages"] == ["plan", "summary"]
+
+
+def test_more_needs_than_gitlab_allows_is_an_error() -> None:
+    deps = [f"{S}/d{i}" for i in range(ci.NEEDS_LIMIT)]
+    wide = stack(f"{S}/wide", *deps)
+    with pytest.raises(ConfigError, match="GitLab allows 50"):
+        ci.gitlab_child([*(stack(d) for d in deps), wide], OPTIONS)
+
+
+def test_static_jobs_run_on_their_own_changes() -> None:
+    globs = (f"live/{S}/platform/**/*", "live/tfrun.hcl", "modules/platform/**/*")
+    stacks = [
+        stack(f"{S}/network", changes=(f"live/{S}/network/**/*",)),
+        stack(f"{S}/platform", f"{S}/network", changes=globs),
+        stack(f"{P}/network", protected=True, changes=(f"live/{P}/network/**/*",)),
+    ]
+    document = ci.gitlab_static(stacks, OPTIONS)
+    plan = document[f"plan {S}/platform"]
+    assert plan["rules"] == [{"changes": list(globs)}]
+    # The dependency's jobs exist only when its files changed: optional needs.
+    assert plan["needs"] == [{"job": f"apply {S}/network", "artifacts": False, "optional": True}]
+    apply = document[f"apply {S}/platform"]
+    assert apply["rules"] == [{"if": ci.DEFAULT_BRANCH_RULE, "changes": list(globs)}]
+    assert apply["needs"][0] == {"job": f"plan {S}/platform", "artifacts": True}
+    assert document[f"apply {P}/network"]["rules"][0]["when"] == "manual"
+    assert document[f"apply {P}/network"]["rules"][0]["allow_failure"] is False
+    summary = document["summary"]
+    assert summary["rules"][0]["when"] == "always"
+    assert all(n["optional"] for n in summary["needs"])
+    with pytest.raises(ConfigError):
+        ci.gitlab_static([], OPTIONS)
+
+
+# ---------------------------------------------------------------------------- GitHub
+
+
+def test_the_github_matrix_is_ordered_in_waves() -> None:
+    app = stack(f"{S}/app", f"{S}/platform")
+    matrix = ci.github_matrix([app, PLATFORM, NETWORK, PROD_NETWORK])
+    assert [(e["stack"], e["wave"]) for e in matrix["include"]] == [
+        (f"{P}/network", 0),
+        (f"{S}/network", 0),
+        (f"{S}/platform", 1),
+        (f"{S}/app", 2),
+    ]
+    assert matrix["include"][2] == {
+        "stack": f"{S}/platform",
+        "path": f"live/{S}/platform",
+        "env": "staging",
+        "region": "eu-west-1",
+        "key": "staging/eu-west-1/platform.tfstate",
+        "protected": False,
+        "needs": [f"{S}/network"],
+        "wave": 1,
+    }
+    assert ci.github_matrix([]) == {"include": []}
+
+
+# ---------------------------------------------------------------------------- summary, YAML
+
+
+def test_the_summary_table() -> None:
+    report = {
+        "command": "plan",
+        "stacks": [
+            {
+                "path": f"{S}/network",
+                "status": "succeeded",
+                "changes": {"add": 2, "change": 1, "destroy": 0},
+            }
+        ],
+    }
+    text = ci.summary_text({f"{S}/network": report, "broken": None}, [f"{S}/network", f"{S}/app"])
+    assert text.splitlines() == [
+        "| stack | plan | changes |",
+        "| --- | --- | --- |",
+        "| broken | unreadable report |  |",
+        f"| {S}/network | succeeded | +2 ~1 -0 |",
+        f"| {S}/app | no report (the plan job did not run or failed early) |  |",
+        "",
+        "3 stacks, 1 with changes.",
+    ]
+    assert ci.summary_text({}) == "No plan reports.\n"
+
+
+def test_yaml_writer() -> None:
+    document = {
+        "stages": ["plan"],
+        "plan a/b": {
+            "needs": [],
+            "when": "on_success",
+            "rules": [{"if": "$X == $Y", "changes": ["a/**/*"]}],
+            "list": [["x"]],
+            "flags": [True, None, 3, "yes", "No", "1 week", 'say "hi"\n'],
+            "empty": {},
+        },
+    }
+    assert ci.to_yaml(document, "Generated.\nTwo lines.") == (
+        "# Generated.\n"
+        "# Two lines.\n"
+        "\n"
+        "stages:\n"
+        "  - plan\n"
+        '"plan a/b":\n'
+        "  needs: []\n"
+        "  when: on_success\n"
+        "  rules:\n"
+        '    - if: "$X == $Y"\n'
+        "      changes:\n"
+        '        - "a/**/*"\n'
+        "  list:\n"
+        "    - - x\n"
+        "  flags:\n"
+        "    - true\n"
+        "    - null\n"
+        "    - 3\n"
+        '    - "yes"\n'
+        '    - "No"\n'
+        '    - "1 week"\n'
+        '    - "say \\"hi\\"\\n"\n'
+        "  empty: {}\n"
+    )
+
+
+# ---------------------------------------------------------------------------- the commands
+
+
+@pytest.fixture
+def repo(make_repo: Callable[..., LiveRepo]) -> LiveRepo:
+    repo = make_repo(BASE_FILES, git=True)
+    write_tree(repo.top, {"modules/vpc/main.tf": BASE_FILES["modules/vpc/main.tf"] + "# changed\n"})
+    commit(repo.top)
+    return repo
+
+
+@pytest.fixture
+def in_dir(repo: LiveRepo) -> Iterator[Path]:
+    old = Path.cwd()
+    os.chdir(repo.top)
+    try:
+        yield repo.top
+    finally:
+        os.chdir(old)
+
+
+def job_lines(yaml: str, kind: str) -> list[str]:
+    return [line for line in yaml.splitlines() if line.startswith(f'"{kind} ')]
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ci_gitlab_for_a_change(in_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["ci", "gitlab", "--base", "HEAD~1", "--with-dependents"], capsys)
+    assert code == 0, err
+    assert out.startswith("# Generated by tfrun ci gitlab: 4 stacks affected")
+    jobs = [line for line in out.splitlines() if line.startswith('"')]
+    assert jobs == [
+        f'"plan {P}/network":',
+        f'"apply {P}/network":',
+        f'"plan {S}/network":',
+        f'"apply {S}/network":',
+        f'"plan {S}/platform":',
+        f'"apply {S}/platform":',
+        f'"plan {S}/app":',
+        f'"apply {S}/app":',
+    ]
+    assert "4 stacks in the pipeline" in err
+
+
+def test_ci_gitlab_takes_the_base_from_gitlab(
+    in_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = os.popen("git rev-parse HEAD~1").read().strip()
+    assert default_base({"CI_COMMIT_BEFORE_SHA": "0" * 40}) is None
+    assert (
+        default_base({"CI_MERGE_REQUEST_DIFF_BASE_SHA": "abc", "CI_COMMIT_BEFORE_SHA": "d"})
+        == "abc"
+    )
+    monkeypatch.setenv("CI_COMMIT_BEFORE_SHA", before)
+    _, out, _ = run(["ci", "gitlab", "live"], capsys)
+    assert "2 stacks affected" in out
+    # A new branch's first push has no before: every stack.
+    monkeypatch.setenv("CI_COMMIT_BEFORE_SHA", "0" * 40)
+    _, out, err = run(["ci", "gitlab", "--plan-only"], capsys)
+    assert "every stack is in the pipeline" in err
+    assert len(job_lines(out, "plan")) == 7 and job_lines(out, "apply") == []
+
+
+def test_ci_gitlab_static_lists_paths_modules_and_config(
+    in_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_tree(in_dir, {f"live/{S}/platform/templates/policy.json": "{}"})
+    code, out, _ = run(["ci", "gitlab", "--static", "--image", "img:1"], capsys)
+    assert code == 0
+    assert len(job_lines(out, "plan")) == 7
+    network = out.split(f'"plan {S}/network":')[1].split('\n"')[0]
+    assert (
+        "  rules:\n    - changes:\n"
+        f'        - "live/{S}/network/**/*"\n'
+        "        - live/tfrun.hcl\n"
+        '        - "modules/labels/**/*"\n'
+        '        - "modules/naming/**/*"\n'
+        '        - "modules/vpc/**/*"\n'
+    ) in network
+    # platform holds the nested stack platform/eks: its own files and other folders only.
+    platform = out.split(f'"plan {S}/platform":')[1].split('\n"')[0]
+    assert f'"live/{S}/platform/*"' in platform
+    assert f'"live/{S}/platform/templates/**/*"' in platform
+    assert "eks" not in platform
+    code, _, err = run(["ci", "gitlab", "--static", "--base", "HEAD"], capsys)
+    assert code == 4 and "--static writes jobs for every stack" in err
+
+
+def test_ci_github(in_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["ci", "github", "--base", "HEAD~1", "--with-dependents"], capsys)
+    assert code == 0 and len(out.splitlines()) == 1
+    matrix = json.loads(out)
+    assert [(e["stack"], e["wave"], e["needs"]) for e in matrix["include"]] == [
+        (f"{P}/network", 0, []),
+        (f"{S}/network", 0, []),
+        (f"{S}/platform", 1, [f"{S}/network"]),
+        (f"{S}/app", 2, [f"{S}/platform"]),
+    ]
+    code, out, _ = run(["ci", "github", "--base", "HEAD"], capsys)
+    assert json.loads(out) == {"include": []}
+
+
+def test_ci_summary_reads_a_folder_of_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reports = tmp_path / "plan"
+    write_tree(
+        reports,
+        {
+            f"{S}/network.json": json.dumps(
+                {"stacks": [{"path": f"{S}/network", "status": "succeeded", "changes": None}]}
+            ),
+            f"{S}/bad.json": "{not json",
+        },
+    )
+    code, out, _ = run(["ci", "summary", str(reports), "--expect", f"{P}/x"], capsys)
+    assert code == 0
+    assert f"| {S}/bad | unreadable report |  |" in out
+    assert f"| {S}/network | succeeded |  |" in out
+    assert f"| {P}/x | no report" in out

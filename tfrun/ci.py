@@ -1,0 +1,378 @@
+"""CI pipelines for the stacks a change affects (`tfrun ci`): pure functions from stacks to
+documents, and the small YAML writer they are printed with. Nothing here reads files or
+starts processes; `tfrun/commands/ci.py` gathers the stacks.
+
+The GitLab child pipeline, per stack:
+
+* `plan <stack>`: `tfrun plan` with `-out=tfplan` and a JSON report, both artifacts (with the
+  lock file, so the apply installs the providers the plan used).
+* `apply <stack>`: applies that saved plan; `needs:` its plan job and the apply jobs of the
+  stacks it depends on, so GitLab runs the DAG across runners. Manual on protected
+  environments.
+
+A stack whose dependency is applied in the same pipeline plans after that apply: a plan made
+before it would read the dependency's old outputs, and applying a saved plan never reads them
+again. Every plan and apply job of a stack holds one `resource_group` named after its state
+key, so two pipelines never work on one state at once; plans too, since a plan takes the state
+lock and would otherwise fail on it.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tfrun.errors import ConfigError
+
+PLAN_FILE = "tfplan"
+LOCK_FILE = ".terraform.lock.hcl"
+# Under the live root, where tfrun's .gitignore already keeps .tfrun/ out of git.
+REPORT_DIR = ".tfrun/ci/plan"
+# GitLab refuses a job with more entries than this in `needs:` (its default limit).
+NEEDS_LIMIT = 50
+DEFAULT_BRANCH_RULE = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
+EMPTY_JOB = "no stacks affected"
+SUMMARY_JOB = "summary"
+
+
+@dataclass(frozen=True)
+class CIStack:
+    rel: str  # relative to the live root: the stack's name in jobs and reports
+    path: str  # relative to the repository's top: where jobs find it
+    env: str
+    region: str
+    key: str
+    bucket: str
+    protected: bool
+    needs: tuple[str, ...] = ()  # stacks of this pipeline it waits for (rel paths)
+    dependent: bool = False
+    reasons: tuple[str, ...] = ()
+    changes: tuple[str, ...] = ()  # static mode: the `rules: changes:` globs
+
+
+@dataclass(frozen=True)
+class GitLabOptions:
+    live_rel: str = ""  # the live root relative to the repository's top
+    image: str | None = None
+    tags: tuple[str, ...] = ()
+    before_script: tuple[str, ...] = ()
+    plan_only: bool = False  # no apply jobs: merge-request pipelines
+
+
+def plan_job(rel: str) -> str:
+    return f"plan {rel}"
+
+
+def apply_job(rel: str) -> str:
+    return f"apply {rel}"
+
+
+def report_path(live_rel: str, rel: str) -> str:
+    return _join(live_rel, f"{REPORT_DIR}/{rel}.json")
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p for p in parts if p)
+
+
+_GROUP_CHARS = re.compile(r"[^A-Za-z0-9_./-]+")
+
+
+def resource_group(stack: CIStack) -> str:
+    """One name per state: GitLab allows letters, digits, `-_./ `, `$` and `{}` (expanded)."""
+    return "tfstate/" + _GROUP_CHARS.sub("_", f"{stack.bucket}/{stack.key}").strip("/")
+
+
+def _q(text: str) -> str:
+    return shlex.quote(text)
+
+
+def _needs(jobs: Sequence[str], *, artifacts: bool, optional: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for job in jobs:
+        need: dict[str, Any] = {"job": job, "artifacts": artifacts}
+        if optional:
+            need["optional"] = True
+        out.append(need)
+    return out
+
+
+def _check_needs(job: str, needs: Sequence[object]) -> None:
+    if len(needs) > NEEDS_LIMIT:
+        raise ConfigError(
+            f"the job '{job}' would need {len(needs)} jobs, and GitLab allows {NEEDS_LIMIT}. "
+            "That stack depends on more stacks in this pipeline than GitLab can wait for by "
+            "name; split the change, or use --static."
+        )
+
+
+def _plan(stack: CIStack, options: GitLabOptions, *, static: bool) -> tuple[str, dict[str, Any]]:
+    report = report_path(options.live_rel, stack.rel)
+    waits = [] if options.plan_only else [apply_job(rel) for rel in stack.needs]
+    job: dict[str, Any] = {
+        # Jobs may only need jobs of earlier stages or their own.
+        "stage": "apply" if waits else "plan",
+        "needs": _needs(waits, artifacts=False, optional=static),
+        "resource_group": resource_group(stack),
+        "interruptible": True,
+        "script": [
+            # --include names this stack alone (not the nested stacks in its folder, which have
+            # jobs of their own), and runs it through the runner, which writes the report.
+            f"tfrun plan {_q(stack.path)} --include {_q(glob.escape(stack.rel))} "
+            f"--json {_q(report)} -out={PLAN_FILE}"
+        ],
+        "artifacts": {
+            "when": "always",
+            "expire_in": "1 week",
+            "paths": [f"{stack.path}/{PLAN_FILE}", f"{stack.path}/{LOCK_FILE}", report],
+        },
+    }
+    _check_needs(plan_job(stack.rel), job["needs"])
+    if static:
+        job = {"rules": [{"changes": list(stack.changes)}], **job}
+    return plan_job(stack.rel), job
+
+
+def _apply(stack: CIStack, *, static: bool) -> tuple[str, dict[str, Any]]:
+    needs = _needs([plan_job(stack.rel)], artifacts=True, optional=False)
+    needs += _needs([apply_job(rel) for rel in stack.needs], artifacts=False, optional=static)
+    _check_needs(apply_job(stack.rel), needs)
+    job: dict[str, Any] = {"stage": "apply", "needs": needs}
+    if static:
+        rule: dict[str, Any] = {"if": DEFAULT_BRANCH_RULE, "changes": list(stack.changes)}
+        if stack.protected:
+            rule.update({"when": "manual", "allow_failure": False})
+        job["rules"] = [rule]
+    elif stack.protected:
+        # Not allow_failure: the pipeline waits on the manual job, and so do the jobs that
+        # need it, instead of going on as if it had run.
+        job.update({"when": "manual", "allow_failure": False})
+    job.update(
+        {
+            "resource_group": resource_group(stack),
+            # A newer pipeline must never cancel an apply halfway through.
+            "interruptible": False,
+            "script": [f"tfrun apply {_q(stack.path)} --yes {PLAN_FILE}"],
+        }
+    )
+    return apply_job(stack.rel), job
+
+
+def _default(options: GitLabOptions) -> dict[str, Any]:
+    default: dict[str, Any] = {}
+    if options.image:
+        default["image"] = options.image
+    if options.tags:
+        default["tags"] = list(options.tags)
+    if options.before_script:
+        default["before_script"] = list(options.before_script)
+    return default
+
+
+def _echo(lines: Sequence[str]) -> list[str]:
+    return [f"echo {_q(line)}" for line in lines]
+
+
+def _summary(
+    stacks: Sequence[CIStack], options: GitLabOptions, notes: Sequence[str], *, static: bool
+) -> dict[str, Any]:
+    command = [f"tfrun ci summary {_q(_join(options.live_rel, REPORT_DIR))}"]
+    command += [f"--expect {_q(s.rel)}" for s in stacks]
+    job: dict[str, Any] = {}
+    if static:
+        changes = sorted({glob for s in stacks for glob in s.changes})
+        job["rules"] = [{"changes": changes, "when": "always"}]
+    job["stage"] = "summary"
+    if not static:
+        job["when"] = "always"
+    if len(stacks) <= NEEDS_LIMIT:
+        # By name, so the summary comes when the plans are done, not after manual applies.
+        job["needs"] = _needs([plan_job(s.rel) for s in stacks], artifacts=True, optional=static)
+    job["script"] = [*_echo(notes), " ".join(command)]
+    return job
+
+
+def gitlab_child(
+    stacks: Sequence[CIStack], options: GitLabOptions, notes: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A child pipeline for `stacks` (in dependency order); `notes` are printed by the summary
+    job (deleted stacks, say). An empty list gives a valid pipeline with one no-op job."""
+    document: dict[str, Any] = {}
+    default = _default(options)
+    if default:
+        document["default"] = default
+    if not stacks:
+        document["stages"] = ["summary"]
+        message = "tfrun: no stacks are affected by this change."
+        document[EMPTY_JOB] = {"stage": "summary", "script": _echo([message, *notes])}
+        return document
+    document["stages"] = ["plan", "summary"] if options.plan_only else ["plan", "apply", "summary"]
+    for stack in stacks:
+        name, job = _plan(stack, options, static=False)
+        document[name] = job
+        if not options.plan_only:
+            name, job = _apply(stack, static=False)
+            document[name] = job
+    document[SUMMARY_JOB] = _summary(stacks, options, notes, static=False)
+    return document
+
+
+def gitlab_static(stacks: Sequence[CIStack], options: GitLabOptions) -> dict[str, Any]:
+    """One plan job (and, on the default branch, one apply job) per stack, each run when a
+    file in its `changes` globs changed: a pipeline to include, with no child pipeline."""
+    if not stacks:
+        raise ConfigError("there are no stacks to write jobs for.")
+    document: dict[str, Any] = {}
+    default = _default(options)
+    if default:
+        document["default"] = default
+    document["stages"] = ["plan", "summary"] if options.plan_only else ["plan", "apply", "summary"]
+    for stack in stacks:
+        name, job = _plan(stack, options, static=True)
+        document[name] = job
+        if not options.plan_only:
+            name, job = _apply(stack, static=True)
+            document[name] = job
+    document[SUMMARY_JOB] = _summary(stacks, options, (), static=True)
+    return document
+
+
+# ---------------------------------------------------------------------------- GitHub Actions
+
+
+def waves(stacks: Sequence[CIStack]) -> dict[str, int]:
+    """Wave 0 needs nothing of this run; wave n needs something of wave n-1 (and no later)."""
+    by_rel = {s.rel: s for s in stacks}
+    out: dict[str, int] = {}
+
+    def wave(rel: str, seen: tuple[str, ...] = ()) -> int:
+        if rel not in out:
+            if rel in seen:
+                raise ConfigError(f"the stacks depend on each other in a cycle: {rel}.")
+            needs = [n for n in by_rel[rel].needs if n in by_rel]
+            out[rel] = 1 + max((wave(n, (*seen, rel)) for n in needs), default=-1)
+        return out[rel]
+
+    for stack in stacks:
+        wave(stack.rel)
+    return out
+
+
+def github_matrix(stacks: Sequence[CIStack]) -> dict[str, Any]:
+    """`{"include": [...]}` for `strategy.matrix`, in waves: each entry after what it needs."""
+    wave = waves(stacks)
+    ordered = sorted(stacks, key=lambda s: (wave[s.rel], s.rel))
+    return {
+        "include": [
+            {
+                "stack": s.rel,
+                "path": s.path,
+                "env": s.env,
+                "region": s.region,
+                "key": s.key,
+                "protected": s.protected,
+                "needs": list(s.needs),
+                "wave": wave[s.rel],
+            }
+            for s in ordered
+        ]
+    }
+
+
+# ---------------------------------------------------------------------------- the summary
+
+
+def summary_text(
+    reports: Mapping[str, Mapping[str, Any] | None], expected: Sequence[str] = ()
+) -> str:
+    """A Markdown table from the plan jobs' JSON reports (by stack; None: unreadable)."""
+    rows = []
+    seen = set()
+    for name, report in sorted(reports.items()):
+        entries = (report or {}).get("stacks") or [{"path": name, "status": "unreadable report"}]
+        for entry in entries:
+            path = str(entry.get("path") or name)
+            seen.add(path)
+            rows.append((path, str(entry.get("status", "?")), _counts(entry.get("changes"))))
+    for rel in expected:
+        if rel not in seen:
+            rows.append((rel, "no report (the plan job did not run or failed early)", ""))
+    if not rows:
+        return "No plan reports.\n"
+    lines = ["| stack | plan | changes |", "| --- | --- | --- |"]
+    lines += [f"| {path} | {status} | {changes} |" for path, status, changes in rows]
+    changed = sum(1 for _, _, c in rows if c and c != "+0 ~0 -0")
+    lines.append("")
+    lines.append(f"{len(rows)} stacks, {changed} with changes.")
+    return "\n".join(lines) + "\n"
+
+
+def _counts(changes: Any) -> str:
+    if not isinstance(changes, Mapping):
+        return ""
+    return f"+{changes.get('add', 0)} ~{changes.get('change', 0)} -{changes.get('destroy', 0)}"
+
+
+# ---------------------------------------------------------------------------- YAML
+
+# Strings that need no quotes in YAML 1.1 (GitLab's parser) and 1.2 alike.
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+_RESERVED = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
+
+
+def _scalar(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED:
+        return text
+    # A JSON string is a YAML double-quoted scalar with the same meaning.
+    return json.dumps(text)
+
+
+def _block(value: object) -> bool:
+    return isinstance(value, Mapping | list | tuple) and len(value) > 0
+
+
+def _inline(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "{}"
+    if isinstance(value, list | tuple):
+        return "[]"
+    return _scalar(value)
+
+
+def _lines(value: Mapping[str, Any] | Sequence[Any], indent: str) -> list[str]:
+    out: list[str] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if _block(item):
+                out.append(f"{indent}{_scalar(key)}:")
+                out += _lines(item, indent + "  ")
+            else:
+                out.append(f"{indent}{_scalar(key)}: {_inline(item)}")
+        return out
+    for item in value:
+        if _block(item):
+            nested = _lines(item, indent + "  ")
+            out.append(f"{indent}- {nested[0][len(indent) + 2 :]}")
+            out += nested[1:]
+        else:
+            out.append(f"{indent}- {_inline(item)}")
+    return out
+
+
+def to_yaml(document: Mapping[str, Any], comment: str = "") -> str:
+    """Block-style YAML of plain data (dicts, lists, strings, numbers, booleans, None)."""
+    header = [f"# {line}".rstrip() for line in comment.splitlines()]
+    body = _lines(document, "")
+    return "\n".join([*header, *([""] if header else []), *body]) + "\n"
