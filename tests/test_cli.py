@@ -138,3 +138,9 @@ def test_generate_and_check(tmp_path: Path) -> None:
 def test_help_and_version() -> None:
     assert "terraform" in run_cli(["--help"], Path.cwd()).assert_success().stdout
     assert run_cli(["--version"], Path.cwd()).assert_success().stdout.startswith("tfrun ")
+
+
+def test_bad_option_of_an_own_command_exits_4_not_2(capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse's own exit code 2 would read as "changes present".
+    assert main(["graph", "--format", "bogus"]) == 4
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err

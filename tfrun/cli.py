@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from tfrun import __version__, ui
 from tfrun.errors import ExitCode, TfrunError, UsageError
@@ -171,8 +172,15 @@ def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
     return args
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is tfrun's exit 4 (argparse's own 2 means "changes")."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}. See '{self.prog} --help'.")
+
+
 def _own_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tfrun",
         description=(
             "Run Terraform across many AWS accounts, regions and stacks. "
@@ -208,14 +216,17 @@ def _own_parser() -> argparse.ArgumentParser:
 
 
 def _own(argv: Sequence[str]) -> int:
-    from tfrun.commands import generate as generate_command
-    from tfrun.commands import sandbox as sandbox_command
-
+    # Each command imports what it needs only when it runs: start-up is most of a warm
+    # `tfrun graph` on a large repository.
     parser = _own_parser()
     options = parser.parse_args(argv)
     if options.own_command == "generate":
+        from tfrun.commands import generate as generate_command
+
         return generate_command.run(options.path, check=options.check)
     if options.own_command == "sandbox":
+        from tfrun.commands import sandbox as sandbox_command
+
         return sandbox_command.run(options.action, options.path)
     if options.own_command == "graph":
         from tfrun.commands.graph import graph
@@ -227,10 +238,10 @@ def _own(argv: Sequence[str]) -> int:
         return check(options.path, options.format)
     if options.own_command in ("affected", "ci"):
         return _own_change(options)
-    raise UsageError(f"'{options.own_command}' is not built yet.")
+    raise UsageError(f"'{options.own_command}' is not a tfrun command.")
 
 
-def _add_change_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_change_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     """`affected` and `ci`: what a git change touches, and pipelines for it."""
 
     def change_options(parser: argparse.ArgumentParser, *, base_required: bool) -> None:
