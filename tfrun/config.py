@@ -14,7 +14,6 @@ import json
 import os
 import re
 import string
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from tfrun import hcl
 from tfrun.errors import ConfigError
+from tfrun.files import write_atomically
 from tfrun.hcl import parse_file, parse_text
 
 ROOT_FILE = "tfrun.hcl"
@@ -214,15 +214,7 @@ class ParseCache:
             return
         entries = {sha: v for sha, v in self.entries.items() if sha in self.used}
         with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".config-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump({"version": self.version, "entries": entries}, handle)
-                os.replace(tmp, self.path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            write_atomically(self.path, json.dumps({"version": self.version, "entries": entries}))
         self.dirty = False
 
 

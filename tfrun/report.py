@@ -8,8 +8,6 @@ stack can end is listed here and nowhere else.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tfrun.errors import ExitCode
+from tfrun.files import write_atomically
 
 
 class Status(StrEnum):
@@ -160,18 +159,6 @@ class RunReport:
         """Written whole or not at all: a CI job reading it never sees half a report."""
         report = self.to_json(detailed_exitcode=detailed_exitcode)
         write_atomically(path, json.dumps(report, indent=2) + "\n")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def exit_code(report: RunReport, *, detailed_exitcode: bool = False) -> ExitCode:

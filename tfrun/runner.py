@@ -29,6 +29,7 @@ import anyio.abc
 
 from tfrun import report as reporting
 from tfrun.discovery import Repository, Stack
+from tfrun.files import write_atomically
 from tfrun.report import (
     Finished,
     Notice,
@@ -325,7 +326,7 @@ def save_durations(root: Path, command: str, results: Mapping[str, Result]) -> N
     known.update({rel: r.duration_s for rel, r in results.items() if r.ok})
     data[command] = known
     with suppress(OSError):
-        reporting.write_atomically(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        write_atomically(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 async def _watch_signals(

@@ -19,7 +19,6 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +32,7 @@ from filelock import FileLock, Timeout
 from tfrun import process
 from tfrun.config import ROOT_FILE, build, load_file
 from tfrun.errors import ConfigError, ExitCode, TfrunError, ToolMissingError
+from tfrun.files import write_atomically
 
 HOST = "127.0.0.1"
 STATE_FILE = "sandbox.json"
@@ -232,22 +232,9 @@ def _log_tail(log_file: Path, offset: int, lines: int = 15) -> str:
     return "\n".join(f"    {line}" for line in tail) if tail else "    (the log is empty)"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _write_state(box: Sandbox) -> None:
     state = {"pid": box.pid, "port": box.port, "endpoint": box.endpoint, "python": sys.executable}
-    _write_atomic(box.state_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
+    write_atomically(box.state_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
 def _read_state(state_dir: Path) -> Sandbox | None:
@@ -465,8 +452,8 @@ def _write_profiles(box: Sandbox, regions: Mapping[str, str], *, replace: bool =
                 f"[{name}]\naws_access_key_id = {_access_key(name)}\n"
                 f"aws_secret_access_key = {SECRET_ACCESS_KEY}\n"
             )
-        _write_atomic(box.config_file, "\n".join(config))
-        _write_atomic(box.credentials_file, "\n".join(credentials))
+        write_atomically(box.config_file, "\n".join(config))
+        write_atomically(box.credentials_file, "\n".join(credentials))
 
 
 def _access_key(profile: str) -> str:

@@ -25,7 +25,6 @@ import importlib.metadata
 import json
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from tfrun import generate
 from tfrun.discovery import GENERATED_NAMES
 from tfrun.errors import ConfigError
+from tfrun.files import write_atomically
 
 if TYPE_CHECKING:
     from tfrun.discovery import Stack
@@ -349,15 +349,7 @@ class _Cache:
             "last_used": {sha: self.last_used[sha] for sha in self.facts if sha in keep},
         }
         with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".scan-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(data, handle, separators=(",", ":"))
-                os.replace(tmp, self.path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            write_atomically(self.path, json.dumps(data, separators=(",", ":")))
         self.dirty = False
 
 
