@@ -22,7 +22,7 @@ from tfrun.errors import ConfigError
 
 
 @cache
-def _read_options() -> Any:
+def read_options() -> Any:
     # python-hcl2 and lark are imported on first parse only: a warm run parses nothing.
     import hcl2
 
@@ -37,7 +37,7 @@ def _read_options() -> Any:
 def _loads(text: str) -> dict[str, Any]:
     import hcl2
 
-    return hcl2.loads(text, serialization_options=_read_options())
+    return hcl2.loads(text, serialization_options=read_options())
 
 
 def parse_text(text: str, source: Path) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def parse_text(text: str, source: Path) -> dict[str, Any]:
     except UnexpectedInput as exc:
         raise ConfigError(
             f"{source}:{exc.line}:{exc.column}: this is not valid HCL "
-            f"(the parser stopped here: {_context_line(text, exc.line)!r}). "
+            f"(the parser stopped here: {context_line(text, exc.line)!r}). "
             "Fix the syntax and run tfrun again."
         ) from None
     except Exception as exc:  # python-hcl2 raises plain exceptions for some inputs
@@ -65,7 +65,7 @@ def parse_file(path: Path) -> dict[str, Any]:
     return parse_text(text, path)
 
 
-def _context_line(text: str, line: int) -> str:
+def context_line(text: str, line: int) -> str:
     lines = text.splitlines()
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 

@@ -19,7 +19,6 @@ is built to be fast without skipping anything that matters:
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import importlib.metadata
 import json
@@ -36,6 +35,7 @@ from tfrun import generate
 from tfrun.discovery import GENERATED_NAMES
 from tfrun.errors import ConfigError
 from tfrun.files import write_atomically
+from tfrun.hcl import context_line, read_options
 
 if TYPE_CHECKING:
     from tfrun.discovery import Stack
@@ -698,7 +698,7 @@ def _parse_snippet(snippet: _Snippet) -> list[_Block] | str:
     hcl2 = _load_parser()
     from lark.exceptions import UnexpectedInput
 
-    options = _options()
+    options = read_options()
     try:
         tree = hcl2.parses_to_tree(text)
         start = hcl2.transform(tree)
@@ -717,7 +717,7 @@ def _parse_snippet(snippet: _Snippet) -> list[_Block] | str:
     except UnexpectedInput as exc:
         return (
             f"{exc.line + first_line - 1}:{exc.column}: this is not valid HCL "
-            f"(the parser stopped at {_context(text, exc.line)!r})."
+            f"(the parser stopped at {context_line(text, exc.line)!r})."
         )
     except Exception as exc:  # python-hcl2 raises plain exceptions for some inputs
         return f"{first_line}: this is not valid HCL ({exc})."
@@ -729,23 +729,6 @@ def _load_parser() -> Any:
 
     hcl2.parser.parser()  # builds (or loads) the grammar once per process
     return hcl2
-
-
-def _context(text: str, line: int) -> str:
-    lines = text.splitlines()
-    return lines[line - 1].strip() if 0 < line <= len(lines) else ""
-
-
-@functools.cache
-def _options() -> Any:
-    import hcl2
-
-    return hcl2.SerializationOptions(
-        with_comments=False,
-        explicit_blocks=False,
-        strip_string_quotes=True,
-        preserve_heredocs=False,
-    )
 
 
 # ---- Terraform's JSON syntax (*.tf.json)
