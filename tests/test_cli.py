@@ -103,6 +103,7 @@ def test_missing_terraform_binary(tmp_path: Path) -> None:
     result = run_cli(["plan", "--terraform-bin", "no-such-terraform"], live / "staging-eu-west-1/a")
     result.assert_exit(1)
     assert "'no-such-terraform' was not found on PATH" in result.stderr
+    assert not (live / "staging-eu-west-1/a/backend.tf").exists()  # nothing written first
 
 
 def test_person_written_backend_is_refused_before_terraform(tmp_path: Path) -> None:

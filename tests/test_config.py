@@ -119,7 +119,8 @@ def test_missing_bucket_names_root_file(tmp_path: Path) -> None:
 
 def test_malformed_hcl_names_file_and_line(tmp_path: Path) -> None:
     message = _error(tmp_path, {"prod-eu-west-1/a/stack.hcl": 'owner = "x"\ntags = {\n'})
-    assert "prod-eu-west-1/a/stack.hcl:" in message and "not valid HCL" in message
+    assert "prod-eu-west-1/a/stack.hcl:3:" in message and "not valid HCL" in message
+    assert "stopped at the end of the file" in message
 
 
 def test_unknown_key_template_field(tmp_path: Path) -> None:

@@ -47,10 +47,11 @@ def parse_text(text: str, source: Path) -> dict[str, Any]:
     try:
         data = _loads(text)
     except UnexpectedInput as exc:
+        context = context_line(text, exc.line)
+        where = f"here: {context!r}" if context else "at the end of the file"
         raise ConfigError(
-            f"{source}:{exc.line}:{exc.column}: this is not valid HCL "
-            f"(the parser stopped here: {context_line(text, exc.line)!r}). "
-            "Fix the syntax and run tfrun again."
+            f"{source}:{exc.line}:{exc.column}: this is not valid HCL (the parser stopped "
+            f"{where}). Fix the syntax and run tfrun again."
         ) from None
     except Exception as exc:  # python-hcl2 raises plain exceptions for some inputs
         raise ConfigError(f"{source}: this is not valid HCL ({exc}).") from None

@@ -107,6 +107,7 @@ def run(args: RunArgs) -> int:
     selection = select_stacks(repo, args)
     stacks = selection.stacks
     binary = terraform.binary(args.terraform_bin)
+    process.resolve_executable(binary)  # before anything is written
     environ = terraform.environ(repo.root)
     # Renames first: on a laptop the safety rules would refuse the same plan as destructive,
     # and only this refusal says how to fix it (a moved block).
