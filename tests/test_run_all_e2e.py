@@ -155,3 +155,41 @@ def test_twenty_stacks_initialise_concurrently_against_one_plugin_cache(
             )
             < 1 << 20
         )
+
+
+def test_one_stack_with_json_writes_the_report(
+    make_repo: Callable[..., LiveRepo],
+    state_backend: StateBackend,
+    tf_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    live = make_repo(
+        {
+            "live/tfrun.hcl": state_backend.root_hcl(),
+            "live/staging-eu-west-1/one/main.tf": 'resource "terraform_data" "x" { input = 1 }',
+        }
+    ).live
+    report = tmp_path / "plan.json"
+    run_cli(
+        ["plan", "--json", str(report), "--detailed-exitcode"],
+        live / "staging-eu-west-1/one",
+        tf_env,
+    ).assert_exit(2)
+    (stack,) = json.loads(report.read_text())["stacks"]
+    assert stack["path"] == "staging-eu-west-1/one" and stack["status"] == "succeeded"
+    assert stack["changes"] == {"add": 1, "change": 0, "destroy": 0}
+
+
+def test_many_stacks_without_a_terminal_need_yes(
+    make_repo: Callable[..., LiveRepo], state_backend: StateBackend
+) -> None:
+    live = make_repo(
+        {
+            "live/tfrun.hcl": state_backend.root_hcl(),
+            "live/staging-eu-west-1/a/main.tf": "",
+            "live/staging-eu-west-1/b/main.tf": "",
+        }
+    ).live
+    result = run_cli(["run-all", "apply"], live).assert_exit(4)
+    assert "over 2 stacks" in result.stderr and "--yes" in result.stderr
+    assert not (live / "staging-eu-west-1/a/backend.tf").exists()

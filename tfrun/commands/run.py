@@ -120,7 +120,8 @@ def run(args: RunArgs) -> int:
         show_plan=_show_plan(binary, environ),
     )
     guard(stacks, args, binary, environ)
-    if selection.graph is not None:
+    if selection.graph is not None or args.json_path is not None:
+        # Many stacks; or one whose report is wanted, which only the runner writes.
         from tfrun.commands.run_many import run_many
 
         return run_many(repo, selection.graph, stacks, args, binary)

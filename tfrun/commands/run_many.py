@@ -32,10 +32,11 @@ def _approve(stacks: list[Stack], args: RunArgs, *, destroying: bool) -> None:
 
 
 def run_many(
-    repo: Repository, graph: graphs.Graph, stacks: list[Stack], args: RunArgs, binary: str
+    repo: Repository, graph: graphs.Graph | None, stacks: list[Stack], args: RunArgs, binary: str
 ) -> int:
+    """`graph` is None for a single stack, which waits for nothing."""
     selected = {stack.rel for stack in stacks}
-    for finding in graph.unresolved:
+    for finding in graph.unresolved if graph else ():
         if finding.stack in selected:
             ui.info(f"warning: {finding.stack}: {finding.message}")
     operation = safety.classify(args.command, args.tf_args, os.environ)
@@ -56,7 +57,6 @@ def run_many(
         terraform_bin=binary,
         repo=repo,
     )
-    report = runner.run(
-        stacks, graphs.waits_for(graph, stacks), args.command, args.tf_args, options
-    )
+    waits = graphs.waits_for(graph, stacks) if graph else {}
+    report = runner.run(stacks, waits, args.command, args.tf_args, options)
     return runner.exit_code(report, options)
