@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from helpers import REPO_ROOT, StateBackend, cli_environ, run_cli
+from test_ci import stack as ci_stack
 
 from tfrun import ci, generate
 
@@ -102,16 +103,10 @@ def validate(validator: Path, package: Path, text: str, tmp_path: Path) -> dict[
 
 
 def stack(rel: str, *needs: str, protected: bool = False) -> ci.CIStack:
-    env = rel.split("-")[0]
-    return ci.CIStack(
-        rel=rel,
-        path=f"live/{rel}",
-        env=env,
-        region="eu-west-1",
-        key=f"{env}/eu-west-1/{rel.split('/', 1)[1]}.tfstate",
-        bucket="acme-tfstate",
+    return ci_stack(
+        rel,
+        *needs,
         protected=protected,
-        needs=needs,
         changes=(f"live/{rel}/**/*", "live/tfrun.hcl", "modules/vpc/**/*"),
     )
 
