@@ -4,6 +4,7 @@ stacks (network ← platform, and data on its own)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -153,3 +154,22 @@ def test_ctrl_c_lets_terraform_release_its_state_lock(
     # terraform saw one SIGINT, stopped the provisioner, and released the lock itself.
     assert state_lock not in {item["LockID"] for item in state_backend.lock_items()}
     assert "Interrupt received" in log.read_text()
+    # No child outlived tfrun: no process is left working in the repository.
+    assert processes_in(live) == []
+    # And the state is whole and readable.
+    assert state_backend.read_json("staging/eu-west-1/data.tfstate")["version"] == 4
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Processes whose working directory is in `folder` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.append(int(entry.name))
+    return found
