@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-test-tools.sh
 . .venv/bin/activate
 ruff check tfrun tests bench
 ruff format --check tfrun tests bench
