@@ -31,6 +31,11 @@ def info(message: str) -> None:
     stderr.print(Text.assemble(("tfrun: ", "dim"), message))
 
 
+def can_ask() -> bool:
+    """Whether a person is at a terminal to answer `ask`."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
 def ask(prompt: str) -> str:
     """One line typed by the person at the terminal; empty at end of input."""
     stderr.print(Text(prompt), end=" ")

@@ -20,10 +20,6 @@ from tfrun.errors import ConfigError, RefusedError, UsageError
 APPROVAL_COMMANDS = frozenset({"apply", "destroy"})
 
 
-def _interactive() -> bool:
-    return sys.stdin.isatty() and sys.stderr.isatty()
-
-
 @dataclass(frozen=True)
 class Selection:
     stacks: list[Stack]
@@ -91,7 +87,7 @@ def guard(stacks: list[Stack], args: RunArgs, binary: str, environ: dict[str, st
         args.command,
         args.tf_args,
         os.environ,
-        interactive=_interactive(),
+        interactive=ui.can_ask(),
         inspect_plan=_inspect_plan(binary, environ),
     )
     for confirmation in confirmations:
@@ -133,7 +129,7 @@ def _needs_auto_approve(args: RunArgs) -> bool:
         return False
     if args.yes:
         return True
-    if not _interactive():
+    if not ui.can_ask():
         raise UsageError(
             f"'tfrun {args.command}' changes infrastructure and there is no terminal to ask "
             "for approval. Add --yes to approve it in advance."

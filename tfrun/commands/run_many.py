@@ -17,7 +17,7 @@ def _approve(stacks: list[Stack], args: RunArgs, *, destroying: bool) -> None:
     if args.command not in ("apply", "destroy") or args.yes:
         return
     verb = "destroy" if destroying else "apply"
-    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+    if not ui.can_ask():
         raise UsageError(
             f"'tfrun {args.command}' over {len(stacks)} stacks changes infrastructure and there "
             "is no terminal to ask for approval. Add --yes to approve it in advance."
