@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import write_tree
 
 from tfrun.discovery import Repository, find_root
 from tfrun.errors import ConfigError
@@ -23,14 +24,6 @@ environments {
 }
 tags = { Owner = "platform", CostCenter = "1" }
 """
-
-
-def write_tree(root: Path, files: dict[str, str]) -> Path:
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    return root
 
 
 def repo_with(tmp_path: Path, extra: dict[str, str], root: str = ROOT) -> Repository:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_config import ROOT, write_tree
+from helpers import write_tree
+from test_config import ROOT
 
 from tfrun.discovery import Repository, split_env_region
 from tfrun.errors import ConfigError

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import write_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_config import ROOT, write_tree
+from test_config import ROOT
 
 from tfrun import generate
 from tfrun.discovery import Repository, Stack
