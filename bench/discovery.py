@@ -296,7 +296,7 @@ def _time_imports(env: dict[str, str]) -> float:
 def _phases(live: Path) -> dict[str, float]:
     """Where a warm run's time goes, in this process (imports already done)."""
     sys.path.insert(0, str(MAIN_ROOT))
-    from tfrun import graph, scan
+    from tfrun import graph, graph_formats, scan
     from tfrun.discovery import Repository
 
     times = {}
@@ -309,7 +309,7 @@ def _phases(live: Path) -> dict[str, float]:
     times["scan (.tf files)"] = time.perf_counter() - start
     start = time.perf_counter()
     whole = graph.build(stacks, facts)
-    graph.to_json(whole, graph.order(whole))
+    graph_formats.to_json(whole, graph.order(whole))
     times["graph and json"] = time.perf_counter() - start
     return times
 

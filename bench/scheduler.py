@@ -27,9 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tfrun import runner
+from tfrun import terraform
 from tfrun.discovery import Repository, Stack
-from tfrun.report import Recorder, RunReport, Status
+from tfrun.report import Event, RunReport, Status
+from tfrun.run import engine as runner
 
 FAKE_TERRAFORM = """#!/bin/sh
 # Sleeps the stack's time for apply in the timed run; everything else returns at once.
@@ -115,12 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         stacks = Repository(live).stacks()
         assert [s.rel for s in stacks] == sorted(order)
 
+        events: list[Event] = []
+
         def options(run_dir: Path) -> runner.RunOptions:
             return runner.RunOptions(
                 parallelism=args.parallelism,
-                terraform_bin=str(fake),
+                # Resolved per run: the environment tells the fake whether a run is timed.
+                terraform=terraform.resolve(Repository(live), str(fake)),
                 run_dir=run_dir,
-                sink=None if args.display else Recorder(),
+                sink=None if args.display else events.append,
             )
 
         # Untimed: writes the generated files and runs init everywhere, as a first run would.

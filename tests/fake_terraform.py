@@ -22,8 +22,14 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # run as terraform, this script imports nothing of tfrun
+    from tfrun.report import Event
+    from tfrun.terraform import Terraform
 
 CONFIG = "fake.json"
 QUICK = ("init", "show")
@@ -145,11 +151,39 @@ if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
 
+@dataclass
+class Recorder:
+    """A sink that keeps a run's events."""
+
+    events: list[Event] = field(default_factory=list)
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def write_shim(bin_dir: Path) -> Path:
+    """An executable `terraform` in `bin_dir` that is this fake."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    shim = bin_dir / "terraform"
+    # -S: no site-packages to scan, so each fake starts in milliseconds.
+    runs_fake = f"import runpy\nrunpy.run_path({__file__!r}, run_name='__main__')\n"
+    shim.write_text(f"#!{sys.executable} -S\n{runs_fake}", encoding="utf-8")
+    shim.chmod(0o755)
+    return shim
+
+
+def toolchain(binary: Path | str, cache_dir: Path) -> Terraform:
+    """What a run of the fake terraform runs with: no sandbox, its own plugin cache."""
+    from tfrun import process
+    from tfrun.terraform import Terraform
+
+    env = {**os.environ, "TF_PLUGIN_CACHE_DIR": str(cache_dir), "TF_IN_AUTOMATION": "1"}
+    return Terraform(process.resolve_executable(str(binary)), env, None, cache_dir)
+
+
 def patch_plumbing(cache_dir: Path, setattr_: Any = setattr) -> None:
     """Replace tfrun.terraform's generation and init bookkeeping with a marker file, so
     scheduler tests depend only on the runner (`setattr_`: pytest's monkeypatch.setattr)."""
-    from collections.abc import Mapping
-
     from tfrun import terraform
     from tfrun.discovery import Repository, Stack
 
@@ -157,23 +191,19 @@ def patch_plumbing(cache_dir: Path, setattr_: Any = setattr) -> None:
         return stack.path / ".terraform" / "fake-init"
 
     def prepare(
-        repo: Repository, stack: Stack, binary: str, environ: Mapping[str, str] = os.environ
+        repo: Repository, stack: Stack, chain: Terraform, files: object = None
     ) -> terraform.Prepared:
-        return terraform.Prepared(stack, binary, (), init_needed=not marker(stack).exists())
+        return terraform.Prepared(stack, chain.binary, (), init_needed=not marker(stack).exists())
 
     def mark_initialised(prepared: terraform.Prepared) -> None:
         marker(prepared.stack).parent.mkdir(exist_ok=True)
         marker(prepared.stack).touch()
 
-    def environ(root: Path, base: Mapping[str, str] = os.environ) -> dict[str, str]:
-        return {**base, "TF_PLUGIN_CACHE_DIR": str(cache_dir), "TF_IN_AUTOMATION": "1"}
-
-    def init_argv(
-        binary: str, root: Path, stack: Stack, environ: Mapping[str, str] = os.environ
-    ) -> list[str]:
-        return [binary, "init", "-input=false"]
+    def resolve(
+        repo: Repository, binary_name: str | None = None, base: Mapping[str, str] = os.environ
+    ) -> Terraform:
+        return toolchain(binary_name or "terraform", cache_dir)
 
     setattr_(terraform, "prepare", prepare)
     setattr_(terraform, "mark_initialised", mark_initialised)
-    setattr_(terraform, "environ", environ)
-    setattr_(terraform, "init_argv", init_argv)
+    setattr_(terraform, "resolve", resolve)

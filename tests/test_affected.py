@@ -1,5 +1,6 @@
 """`tfrun affected`: real git repositories in temp dirs, one test per reason a stack can be
-affected, and the ways the comparison can go wrong (renames, deletions, shallow clones)."""
+affected, and the ways the comparison can go wrong (renames, deletions, shallow clones). How
+git's side is read (merge base, refs that are not commits): test_git.py."""
 
 from __future__ import annotations
 
@@ -280,31 +281,6 @@ def test_head_can_be_another_commit_than_the_checked_out_one(repo: LiveRepo) -> 
     report = affected(repo.live, "HEAD~2", first)
     assert list(why(report)) == [f"{S}/network"]
     assert report.stacks[0].stack.rel == f"{S}/network"
-
-
-def test_the_change_is_from_the_merge_base(repo: LiveRepo) -> None:
-    """A branch's change, not what landed on the base branch since the branch point."""
-    git(repo.top, "switch", "-q", "-c", "feature")
-    change(repo, {f"live/{S}/network/main.tf": "# feature\n"})
-    commit(repo.top)
-    git(repo.top, "switch", "-q", "main")
-    change(repo, {f"live/{P}/data/main.tf": "# main moved on\n"})
-    commit(repo.top)
-    git(repo.top, "switch", "-q", "feature")
-    assert list(why(affected(repo.live, "main", "HEAD"))) == [f"{S}/network"]
-
-
-def test_a_missing_base_is_a_clear_error(repo: LiveRepo) -> None:
-    with pytest.raises(UsageError, match=r"--base 'origin/nope' is not a commit"):
-        affected(repo.live, "origin/nope")
-    with pytest.raises(UsageError, match="does not start with '-'"):
-        affected(repo.live, "--output=x")
-
-
-def test_not_a_git_repository(make_repo: Callable[..., LiveRepo]) -> None:
-    repo = make_repo(BASE_FILES)
-    with pytest.raises(ConfigError, match="not inside a git repository"):
-        affected(repo.live, "HEAD")
 
 
 def test_a_shallow_clone_works_once_the_base_is_fetched(repo: LiveRepo, tmp_path: Path) -> None:

@@ -212,6 +212,23 @@ def test_aws_is_always_used_because_tfrun_configures_it(
     assert "generated provider.tf" in reported[1].message
 
 
+def test_a_stack_without_its_own_config_is_blamed_on_the_nearest_tfrun_hcl(
+    build: Callable[[Change], LiveRepo],
+) -> None:
+    # staging's tfrun.hcl claims env "prod", so its network takes prod network's state key.
+    repo = build(
+        {
+            f"live/{STAGING}/main.tf": STAGING_TF,
+            "live/staging-eu-west-1/tfrun.hcl": 'env = "prod"\n',
+        }
+    )
+    reported = found(repo, "duplicate-state-key")
+    assert [(f.file, f.stack) for f in reported] == [
+        (f"{NETWORK}/stack.hcl", NETWORK),
+        ("staging-eu-west-1/tfrun.hcl", STAGING),
+    ]
+
+
 def test_providers_used_through_local_modules_need_pins(
     build: Callable[[Change], LiveRepo],
 ) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from helpers import REPO_ROOT, StateBackend, cli_environ, run_cli
 from test_ci import stack as ci_stack
 
@@ -130,6 +131,16 @@ PIPELINES = {
     "empty-no-options": ci.gitlab_child([], ci.GitLabOptions()),
     "plan-only": ci.gitlab_child(STACKS, ci.GitLabOptions(live_rel="live", plan_only=True)),
     "static": ci.gitlab_static(STACKS, OPTIONS),
+    # Strings YAML 1.1 or 1.2 would read as other types, a multi-line and a very long script.
+    "odd-strings": ci.gitlab_child(
+        STACKS[:1],
+        ci.GitLabOptions(
+            live_rel="live",
+            image="1e3",
+            tags=("yes", "0o17", "on", "null", "1.0"),
+            before_script=("set -e\necho 'two lines'\n", "echo " + "x" * 300),
+        ),
+    ),
 }
 
 
@@ -220,9 +231,8 @@ def test_the_child_pipeline_runs_with_gitlab_ci_local(
     ).assert_success()
     (top / "child.yml").write_text(generated.stdout, encoding="utf-8")
     expected = [f"{S}/network", f"{S}/platform", f"{S}/data"]
-    assert [line for line in generated.stdout.splitlines() if line.startswith('"plan ')] == [
-        f'"plan {rel}":' for rel in expected
-    ]
+    plans = [name for name in yaml.safe_load(generated.stdout) if name.startswith("plan ")]
+    assert plans == [f"plan {rel}" for rel in expected]
 
     env = cli_environ(tf_env)
     # The jobs call `tfrun`: this checkout's, from the interpreter running the tests.

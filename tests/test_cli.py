@@ -8,7 +8,8 @@ import pytest
 from helpers import run_cli, write_tree
 from test_config import ROOT
 
-from tfrun.cli import main, parse_run
+from tfrun.cli import main
+from tfrun.commands.run_args import parse_run
 from tfrun.errors import UsageError
 
 

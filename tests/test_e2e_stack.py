@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import StateBackend, run_cli
+
+pytestmark = pytest.mark.slow
 
 
 def test_apply_writes_state_locks_tags_and_remote_state_reads(

@@ -16,7 +16,7 @@ from test_config import ROOT
 from tfrun import generate
 from tfrun.discovery import Repository, Stack
 from tfrun.errors import ConfigError
-from tfrun.generate import GeneratedFile, RemoteStateRead
+from tfrun.generate import GeneratedFile, OverriddenRead
 from tfrun.hcl import Block, parse_text, quote, render
 
 PINNED_ROOT = ROOT + '\nterraform_version = ">= 1.6"\nproviders { aws = "~> 5.0" }\n'
@@ -102,7 +102,7 @@ def test_remote_state_from_stack_config(repo: Repository) -> None:
 def test_endpoint_override_everywhere(repo: Repository) -> None:
     url = "http://127.0.0.1:5000"
     stack = repo.stack(repo.root / "prod-eu-west-1/app")
-    reads = [RemoteStateRead("legacy", {"bucket": "acme-tfstate", "key": "a/b.tfstate"})]
+    reads = [OverriddenRead("legacy", {"bucket": "acme-tfstate", "key": "a/b.tfstate"})]
     rendered = generate.render(repo, stack, endpoint=url, hand_written_reads=reads)
     files = {f.path.name: parse_text(f.content, f.path) for f in rendered}
     backend = files["backend.tf"]["terraform"][0]["backend"][0]["s3"]
@@ -177,10 +177,11 @@ def test_gitignore_entry(repo: Repository) -> None:
     assert not generate.ensure_gitignore(repo.root)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="needs terraform")
 def test_generated_files_are_terraform_fmt_clean(repo: Repository, tmp_path: Path) -> None:
     stack = repo.stack(repo.root / "prod-eu-west-1/app")
-    reads = [RemoteStateRead("x", {"bucket": "b", "key": "k"})]
+    reads = [OverriddenRead("x", {"bucket": "b", "key": "k"})]
     generate.write(
         stack, generate.render(repo, stack, endpoint="http://h:1", hand_written_reads=reads)
     )

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import pytest
 from helpers import LiveRepo, root_hcl
 
-from tfrun import graph, scan
+from tfrun import graph, graph_formats, scan
 from tfrun.commands.graph import graph as graph_command
-from tfrun.discovery import Repository
+from tfrun.discovery import Repository, Stack
 from tfrun.errors import ConfigError, ExitCode
 
 P = "prod-eu-west-1"
@@ -39,7 +39,7 @@ def build(make_repo: Callable[..., LiveRepo], files: dict[str, str]) -> graph.Gr
     return graph.build(stacks, scan.scan(repository.root, stacks))
 
 
-def rels(stacks: list[graph.Stack]) -> list[str]:
+def rels(stacks: list[Stack]) -> list[str]:
     return [s.rel for s in stacks]
 
 
@@ -185,13 +185,6 @@ def test_order_puts_dependencies_first_and_ties_by_path(whole: graph.Graph) -> N
     ]
 
 
-def test_reverse_puts_dependents_first(whole: graph.Graph) -> None:
-    order = rels(graph.reverse(whole))
-    for stack, dependencies in whole.dependencies.items():
-        for dependency in dependencies:
-            assert order.index(stack) < order.index(dependency)
-
-
 def test_order_of_a_selection_keeps_order_through_stacks_left_out(
     make_repo: Callable[..., LiveRepo],
 ) -> None:
@@ -217,15 +210,75 @@ def test_a_cycle_is_an_error_that_prints_it(make_repo: Callable[..., LiveRepo]) 
         f"{S}/x/main.tf": EMPTY,
     }
     whole = build(make_repo, files)
-    for sort in (graph.order, graph.reverse):
-        with pytest.raises(ConfigError) as caught:
-            sort(whole)
-        message = str(caught.value)
-        assert f"{P}/a → {P}/b → {P}/c → {P}/a" in message
-        assert f"dependencies in {P}/c/stack.hcl" in message
-        assert caught.value.exit_code == ExitCode.BAD_CONFIG
+    with pytest.raises(ConfigError) as caught:
+        graph.order(whole)
+    message = str(caught.value)
+    assert f"{P}/a → {P}/b → {P}/c → {P}/a" in message
+    assert f"dependencies in {P}/c/stack.hcl" in message
+    assert caught.value.exit_code == ExitCode.BAD_CONFIG
+    # Behind the cycle: the same error, naming the cycle.
+    with pytest.raises(ConfigError, match=f"{P}/a → {P}/b → {P}/c → {P}/a"):
+        graph.order(whole, [f"{P}/d"])
     # Work on an unrelated part of the repository is not held up by the cycle.
     assert rels(graph.order(whole, [f"{S}/x"])) == [f"{S}/x"]
+
+
+# ---------------------------------------------------------------------------- cycles, on plain
+# mappings of node → the nodes it depends on
+
+
+def test_topological_puts_what_a_node_depends_on_first_and_ties_by_name() -> None:
+    edges = {"c": ["a"], "b": ["a"], "a": [], "d": ["c", "b"], "x": ["outside"]}
+    assert graph.topological(edges, ["a", "b", "c", "d"]) == ["a", "b", "c", "d"]
+    # Edges to nodes outside the scope order nothing.
+    assert graph.topological(edges, ["x", "d", "c"]) == ["c", "d", "x"]
+
+
+def test_topological_names_a_shortest_cycle_from_its_smallest_node() -> None:
+    # z waits on the cycle b → c → d → b (with a longer way round through e) but is not in it.
+    edges = {"z": ["b"], "b": ["c"], "c": ["d", "e"], "d": ["b"], "e": ["d"]}
+    with pytest.raises(graph.CycleError) as caught:
+        graph.topological(edges)
+    assert caught.value.cycle == ["b", "c", "d", "b"]
+    assert graph.topological(edges, ["z", "e"]) == ["e", "z"]
+
+
+def test_cyclic_components_are_knots_and_self_loops_only() -> None:
+    edges = {"a": ["b"], "b": ["c"], "c": ["a", "d"], "d": [], "e": ["f"], "f": ["e"], "g": ["g"]}
+    assert graph.cyclic_components(edges) == [["a", "b", "c"], ["e", "f"], ["g"]]
+    assert graph.cyclic_components(edges, ["a", "b", "d", "e"]) == []
+    assert graph.shortest_cycle(edges, ["a", "b", "c"]) == ["a", "b", "c", "a"]
+    assert graph.shortest_cycle(edges, ["g"]) == ["g", "g"]
+
+
+def test_a_long_chain_does_not_reach_the_recursion_limit() -> None:
+    names = [f"s{i:05}" for i in range(5000)]
+    edges = {name: names[i + 1 : i + 2] for i, name in enumerate(names)}
+    assert graph.topological(edges) == names[::-1]
+    assert graph.cyclic_components(edges) == []
+    edges[names[-1]] = [names[0]]
+    assert graph.cyclic_components(edges) == [names]
+
+
+# ---------------------------------------------------------------------------- config files
+
+
+def test_config_file_is_the_stacks_own_file_else_the_nearest_tfrun_hcl(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    files = {
+        f"{P}/tfrun.hcl": 'tags = { Team = "web" }\n',
+        f"{P}/app/main.tf": EMPTY,
+        f"{P}/app/stack.hcl": 'owner = "web"\n',
+        f"{P}/network/main.tf": EMPTY,
+        f"{S}/network/main.tf": EMPTY,
+    }
+    live = make_repo({"live/tfrun.hcl": root_hcl(), **{f"live/{k}": v for k, v in files.items()}})
+    stacks = {s.rel: s for s in Repository(live.live).stacks()}
+    root = live.live.resolve()
+    assert graph.config_file(stacks[f"{P}/app"]) == root / P / "app" / "stack.hcl"
+    assert graph.config_file(stacks[f"{P}/network"]) == root / P / "tfrun.hcl"
+    assert graph.config_file(stacks[f"{S}/network"]) == root / "tfrun.hcl"
 
 
 # ---------------------------------------------------------------------------- selection
@@ -259,25 +312,22 @@ def test_select_by_env_region_and_globs(whole: graph.Graph) -> None:
     assert rels(graph.select(whole, include=[f"{S}/*"])) == [f"{S}/app", f"{S}/network"]
 
 
-def test_select_with_dependencies_and_dependents(whole: graph.Graph) -> None:
+def test_select_with_dependencies(whole: graph.Graph) -> None:
     app = graph.select(whole, env=["prod"], include=["app"], with_dependencies=True)
     assert rels(app) == [f"{P}/app", f"{P}/network", f"{P}/platform"]
-    assert rels(graph.dependents_of(whole, f"{P}/network")) == [
-        f"{P}/app",
-        f"{P}/data",
-        f"{P}/platform",
-    ]
-    assert rels(graph.dependencies_of(whole, whole.stacks[f"{P}/app"])) == [
-        f"{P}/network",
-        f"{P}/platform",
-    ]
+    # What a run over them waits for: each its direct dependency.
+    assert graph.waits_for(whole, app) == {
+        f"{P}/app": (f"{P}/platform",),
+        f"{P}/network": (),
+        f"{P}/platform": (f"{P}/network",),
+    }
 
 
 # ---------------------------------------------------------------------------- formats
 
 
 def test_json_is_the_documented_shape_in_order(whole: graph.Graph) -> None:
-    document = json.loads(graph.to_json(whole))
+    document = json.loads(graph_formats.to_json(whole))
     first = next(s for s in document["stacks"] if s["path"] == f"{P}/platform")
     assert first == {
         "path": f"{P}/platform",
@@ -296,12 +346,12 @@ def test_json_is_the_documented_shape_in_order(whole: graph.Graph) -> None:
 
 def test_dot_and_mermaid_have_every_stack_and_edge(whole: graph.Graph) -> None:
     edges = {(a, b) for a, deps in whole.dependencies.items() for b in deps}
-    dot = graph.to_dot(whole)
+    dot = graph_formats.to_dot(whole)
     assert dot.startswith("digraph tfrun {") and dot.rstrip().endswith("}")
     assert set(re.findall(r'^  "([^"]+)" -> "([^"]+)";$', dot, re.M)) == edges
     assert set(re.findall(r'^  "([^"]+)";$', dot, re.M)) == set(whole.stacks)
 
-    mermaid = graph.to_mermaid(whole)
+    mermaid = graph_formats.to_mermaid(whole)
     assert mermaid.startswith("flowchart LR\n")
     names = dict(re.findall(r'^  (s\d+)\["([^"]+)"\]$', mermaid, re.M))
     assert set(names.values()) == set(whole.stacks)
@@ -310,7 +360,7 @@ def test_dot_and_mermaid_have_every_stack_and_edge(whole: graph.Graph) -> None:
 
 
 def test_text_lists_each_stack_with_why_it_waits(whole: graph.Graph) -> None:
-    text = graph.to_text(whole)
+    text = graph_formats.to_text(whole)
     lines = text.splitlines()
     assert lines[0] == f"{P}/network"
     assert (

@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_terraform import Recorder, toolchain
 from helpers import LiveRepo, StateBackend, is_isolated_variable, root_hcl, run_cli
 
-from tfrun import recreate, runner
+from tfrun import recreate
 from tfrun.discovery import Repository, Stack
 from tfrun.errors import ExitCode
 from tfrun.recreate import RecreateRefusal, Rename, detect, guard, note, suggestion
-from tfrun.report import Recorder, Status
+from tfrun.report import Status
+from tfrun.run import engine
+from tfrun.tfargs import classify
 
 AWS = "registry.terraform.io/hashicorp/aws"
 
@@ -191,7 +194,12 @@ def test_applying_a_saved_rename_plan_on_a_protected_stack_is_refused(
 ) -> None:
     shown = Shown(RENAME_PLAN)
     with pytest.raises(RecreateRefusal) as refused:
-        guard([stacks[PROD]], "apply", ["rename.tfplan"], {}, allow_recreate=False, show_plan=shown)
+        guard(
+            [stacks[PROD]],
+            classify("apply", ["rename.tfplan"], {}),
+            allow_recreate=False,
+            show_plan=shown,
+        )
     assert refused.value.exit_code is ExitCode.REFUSED
     assert refused.value.stacks == (PROD,)
     message = str(refused.value)
@@ -217,7 +225,9 @@ def test_when_the_plan_is_not_even_read(
     stacks: dict[str, Stack], rel: str, command: str, args: list[str], allow: bool
 ) -> None:
     shown = Shown(RENAME_PLAN)
-    unread = guard([stacks[rel]], command, args, {}, allow_recreate=allow, show_plan=shown)
+    unread = guard(
+        [stacks[rel]], classify(command, args, {}), allow_recreate=allow, show_plan=shown
+    )
     assert unread == [] and shown.asked == []
 
 
@@ -226,9 +236,13 @@ def test_a_plan_without_renames_passes_and_an_unreadable_one_is_reported(
 ) -> None:
     selection = [stacks[PROD], stacks[STAGING]]
     quiet = Shown(plan(change("terraform_data.x", ["delete"], type_="terraform_data")))
-    assert guard(selection, "apply", ["p"], {}, allow_recreate=False, show_plan=quiet) == []
+    assert (
+        guard(selection, classify("apply", ["p"], {}), allow_recreate=False, show_plan=quiet) == []
+    )
     unreadable = Shown(None)
-    unread = guard(selection, "apply", ["p"], {}, allow_recreate=False, show_plan=unreadable)
+    unread = guard(
+        selection, classify("apply", ["p"], {}), allow_recreate=False, show_plan=unreadable
+    )
     assert unread == [stacks[PROD]]
 
 
@@ -366,13 +380,16 @@ def test_a_run_notes_a_rename_in_the_plan_summary(
     live = Repository(repo.live)
     stacks = live.stacks()
 
-    report = runner.run(
+    report = engine.run(
         stacks,
         {},
         "plan",
         [],
-        runner.RunOptions(
-            terraform_bin=str(fake.binary), repo=live, sink=Recorder(), run_dir=tmp_path / "run"
+        engine.RunOptions(
+            terraform=toolchain(fake.binary, tmp_path / "plugins"),
+            repo=live,
+            sink=Recorder(),
+            run_dir=tmp_path / "run",
         ),
     )
 

@@ -18,17 +18,15 @@ from typing import Any
 
 import anyio
 import pytest
-from fake_terraform import patch_plumbing
+from fake_terraform import Recorder, patch_plumbing, toolchain, write_shim
 from filelock import FileLock
 
-from tfrun import locks, runner
 from tfrun.discovery import Repository, Stack
-from tfrun.errors import ExitCode
+from tfrun.errors import ExitCode, RefusedError
 from tfrun.report import (
     Changes,
     Finished,
     Notice,
-    Recorder,
     Result,
     RunReport,
     Started,
@@ -36,9 +34,10 @@ from tfrun.report import (
     exit_code,
 )
 from tfrun.retry import RetryPolicy, transient_cause
-from tfrun.runner import RunOptions, TaskContext, reverse, schedule
+from tfrun.run import engine, locks
+from tfrun.run.engine import RunOptions
+from tfrun.run.scheduler import TaskContext, reversed_edges, schedule
 
-FAKE = Path(__file__).with_name("fake_terraform.py")
 ROOT_CONFIG = """\
 state {
   bucket = "tfstate"
@@ -154,7 +153,7 @@ def test_destroy_runs_dependents_first() -> None:
     nodes = ["network", "platform", "app"]
     deps = {"platform": {"network"}, "app": {"platform"}}
     tasks = FakeTasks()
-    scheduled(nodes, reverse(nodes, deps), tasks)
+    scheduled(nodes, reversed_edges(nodes, deps), tasks)
     assert tasks.spans["app"][1] <= tasks.spans["platform"][0]
     assert tasks.spans["platform"][1] <= tasks.spans["network"][0]
 
@@ -221,7 +220,7 @@ def test_exit_code_is_a_reduction_over_results(
 ) -> None:
     report = report_of(*results, interrupted=interrupted)
     assert exit_code(report, detailed_exitcode=detailed) == expected
-    assert runner.exit_code(report, RunOptions(detailed_exitcode=detailed)) == expected
+    assert engine.exit_code(report, RunOptions(detailed_exitcode=detailed)) == expected
 
 
 def test_plan_counts_are_counted_as_terraform_counts_them() -> None:
@@ -284,7 +283,7 @@ class Live:
 
     def options(self, **changes: Any) -> RunOptions:
         base: dict[str, Any] = {
-            "terraform_bin": str(self.binary),
+            "terraform": toolchain(self.binary, self.root.parent / "plugin-cache"),
             "run_dir": self.run_dir,
             "sink": Recorder(),
             "kill_grace_s": 1.0,
@@ -298,21 +297,11 @@ class Live:
         tf_args: Sequence[str] = (),
         **changes: Any,
     ) -> RunReport:
-        return runner.run(self.stacks(), deps or {}, command, tf_args, self.options(**changes))
+        return engine.run(self.stacks(), deps or {}, command, tf_args, self.options(**changes))
 
 
 def rel(name: str) -> str:
     return f"dev-eu-west-1/{name}"
-
-
-def write_shim(bin_dir: Path) -> Path:
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    shim = bin_dir / "terraform"
-    # -S: no site-packages to scan, so each fake starts in milliseconds.
-    runs_fake = f"import runpy\nrunpy.run_path({str(FAKE)!r}, run_name='__main__')\n"
-    shim.write_text(f"#!{sys.executable} -S\n{runs_fake}", encoding="utf-8")
-    shim.chmod(0o755)
-    return shim
 
 
 @pytest.fixture
@@ -450,20 +439,23 @@ def test_fail_fast_interrupts_running_terraform_once_and_skips_the_rest(live: Li
     assert exit_code(report) == ExitCode.STACK_FAILED
 
 
-def test_refused_stacks_are_reported_and_their_dependents_skipped(live: Live) -> None:
+def test_a_stack_refused_after_init_is_reported_and_its_dependents_skipped(live: Live) -> None:
     live.add("network")
     live.add("platform")
+
+    def after_init(stack: Stack) -> None:
+        if stack.name == "platform":
+            raise RefusedError("prod is protected")
+
     report = live.run(
-        "destroy",
-        {rel("platform"): {rel("network")}},
-        destroy_order=True,
-        refused={rel("platform"): "prod is protected"},
+        "destroy", {rel("platform"): {rel("network")}}, destroy_order=True, after_init=after_init
     )
-    assert report.results[rel("platform")] == Result.refused("prod is protected")
+    refused = report.results[rel("platform")]
+    assert (refused.status, refused.reason) == (Status.REFUSED, "prod is protected")
     # Destroy order: network waits for platform, which was refused.
     assert report.results[rel("network")].status is Status.SKIPPED
     assert exit_code(report) == ExitCode.REFUSED
-    assert not live.records("start")
+    assert [Path(r["cwd"]).name for r in live.records("start")] == ["platform"]  # init only
 
 
 def test_the_json_report_has_the_documented_shape(live: Live, tmp_path: Path) -> None:
@@ -530,14 +522,6 @@ def test_passthrough_commands_keep_their_arguments(live: Live) -> None:
     assert call == ["output", "-no-color", "-json"]
 
 
-def test_a_missing_terraform_is_one_error_before_anything_runs(live: Live) -> None:
-    from tfrun.errors import ToolMissingError
-
-    live.add("network")
-    with pytest.raises(ToolMissingError):
-        live.run("plan", terraform_bin="no-such-terraform-here")
-
-
 # --- Interrupts: a real tfrun process, real signals ------------------------------------------
 
 DRIVER = textwrap.dedent(
@@ -545,22 +529,23 @@ DRIVER = textwrap.dedent(
     import json, os, sys
     from pathlib import Path
 
-    from fake_terraform import patch_plumbing
-    from tfrun import runner
+    from fake_terraform import patch_plumbing, toolchain
     from tfrun.discovery import Repository
+    from tfrun.run import engine
 
     root, run_dir, report = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
     grace, names = float(sys.argv[4]), sys.argv[5:]
     patch_plumbing(Path(os.environ["TF_PLUGIN_CACHE_DIR"]))
     stacks = [s for s in Repository(root).stacks() if not names or s.path.name in names]
     deps = json.loads(os.environ.get("DEPS", "{}"))
-    options = runner.RunOptions(
-        terraform_bin=os.environ["FAKE_TF"], run_dir=run_dir, json_path=report,
+    options = engine.RunOptions(
+        terraform=toolchain(os.environ["FAKE_TF"], Path(os.environ["TF_PLUGIN_CACHE_DIR"])),
+        run_dir=run_dir, json_path=report,
         kill_grace_s=grace, parallelism=int(os.environ.get("PARALLELISM", "8")),
         lock_timeout=float(os.environ["LOCK_TIMEOUT"]) if "LOCK_TIMEOUT" in os.environ else None,
     )
-    result = runner.run(stacks, {k: set(v) for k, v in deps.items()}, "apply", [], options)
-    sys.exit(runner.exit_code(result, options))
+    result = engine.run(stacks, {k: set(v) for k, v in deps.items()}, "apply", [], options)
+    sys.exit(engine.exit_code(result, options))
     """
 )
 

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_terraform import Recorder
 from helpers import LiveRepo, StateBackend, cli_environ
 
-from tfrun import runner
 from tfrun.discovery import Repository
 from tfrun.errors import ExitCode
-from tfrun.report import Recorder, RunReport, Status
+from tfrun.report import RunReport, Status
+from tfrun.run import engine
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +63,8 @@ def live(
 
 def run(live: Path, command: str, run_dir: Path, **options: Any) -> RunReport:
     stacks = Repository(live).stacks()
-    chosen = runner.RunOptions(run_dir=run_dir, sink=Recorder(), **options)
-    return runner.run(stacks, DEPS, command, [], chosen)
+    chosen = engine.RunOptions(run_dir=run_dir, sink=Recorder(), **options)
+    return engine.run(stacks, DEPS, command, [], chosen)
 
 
 def test_apply_plan_and_destroy_many_stacks(
@@ -81,7 +82,7 @@ def test_apply_plan_and_destroy_many_stacks(
     # Nothing changed: no changes anywhere, and init is not run again.
     quiet = run(live, "plan", tmp_path / "plan0", detailed_exitcode=True)
     assert [r.has_changes for r in quiet.results.values()] == [False, False, False]
-    assert runner.exit_code(quiet, runner.RunOptions(detailed_exitcode=True)) == ExitCode.OK
+    assert engine.exit_code(quiet, engine.RunOptions(detailed_exitcode=True)) == ExitCode.OK
     assert "init" not in (tmp_path / "plan0" / f"{NETWORK}.log").read_text()
 
     # network's output will change, so platform's plan (which reads it) is provisional.
@@ -94,8 +95,8 @@ def test_apply_plan_and_destroy_many_stacks(
     assert network.plan_file is not None and network.plan_file.is_file()
     assert platform.provisional == (NETWORK,)
     assert not data.has_changes and not data.provisional
-    options = runner.RunOptions(detailed_exitcode=True)
-    assert runner.exit_code(planned, options) == ExitCode.CHANGES_PRESENT
+    options = engine.RunOptions(detailed_exitcode=True)
+    assert engine.exit_code(planned, options) == ExitCode.CHANGES_PRESENT
     stacks = {s["path"]: s for s in json.loads(report_file.read_text())["stacks"]}
     assert stacks[NETWORK]["status"] == "succeeded" and stacks[NETWORK]["exit_code"] == 2
     assert stacks[PLATFORM]["provisional"] is True
@@ -111,13 +112,13 @@ DRIVER = """
 import sys
 from pathlib import Path
 
-from tfrun import runner
+from tfrun.run import engine
 from tfrun.discovery import Repository
 
 live, run_dir = Path(sys.argv[1]), Path(sys.argv[2])
 stacks = [s for s in Repository(live).stacks() if s.rel == sys.argv[3]]
-options = runner.RunOptions(run_dir=run_dir)
-sys.exit(runner.exit_code(runner.run(stacks, {}, "apply", [], options), options))
+options = engine.RunOptions(run_dir=run_dir)
+sys.exit(engine.exit_code(engine.run(stacks, {}, "apply", [], options), options))
 """
 
 

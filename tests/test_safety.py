@@ -1,4 +1,4 @@
-"""Safety rules (DESIGN §7): every destructive form, every place tfrun runs, protected or not.
+"""Safety rules (docs/safety.md): every destructive form, every place tfrun runs, protected or not.
 
 Every call passes an explicit environ, so the real shell or CI never decides a result; an
 autouse fixture also plants CI and TF_CLI_ARGS in os.environ to prove nothing reads it.
@@ -15,21 +15,36 @@ from helpers import write_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tfrun import safety
 from tfrun.discovery import Repository, Stack
 from tfrun.errors import ExitCode, RefusedError
 from tfrun.safety import (
     CIContext,
     CIProvider,
     Confirmation,
-    Kind,
+    PlanInspector,
     PlanSummary,
     Refusal,
-    check,
-    classify,
     destroy_rule,
     detect_ci,
     summarise_plan,
 )
+from tfrun.tfargs import Effect, classify
+
+
+def check(
+    stacks: Sequence[Stack],
+    command: str,
+    args: Sequence[str],
+    environ: Mapping[str, str],
+    *,
+    interactive: bool,
+    inspect_plan: PlanInspector | None = None,
+) -> list[Confirmation]:
+    """The rules as a run applies them: its command line classified once, then checked."""
+    operation = classify(command, args, environ)
+    return safety.check(stacks, operation, environ, can_ask=interactive, inspect_plan=inspect_plan)
+
 
 ROOT = """
 state {
@@ -273,14 +288,14 @@ def _ids(cases: Sequence[tuple[str, list[str], dict[str, str]]]) -> list[str]:
 def test_destructive_forms_classify_as_destroy(
     command: str, args: list[str], env: dict[str, str]
 ) -> None:
-    assert classify(command, args, env).kind is Kind.DESTROY
+    assert classify(command, args, env).effect is Effect.DESTROY
 
 
 @pytest.mark.parametrize(("command", "args", "env"), GUARDED, ids=_ids(GUARDED))
 def test_guarded_forms_classify_as_apply(
     command: str, args: list[str], env: dict[str, str]
 ) -> None:
-    assert classify(command, args, env).kind is Kind.APPLY
+    assert classify(command, args, env).effect is Effect.APPLY
 
 
 @pytest.mark.parametrize(("command", "args", "env"), READ_ONLY, ids=_ids(READ_ONLY))
@@ -291,22 +306,22 @@ def test_read_only_forms(command: str, args: list[str], env: dict[str, str]) -> 
 @pytest.mark.parametrize(
     ("command", "args", "env", "kind", "description"),
     [
-        ("apply", ["-destroy"], {}, Kind.DESTROY, "apply -destroy"),
-        ("apply", [], {"TF_CLI_ARGS_apply": "-destroy"}, Kind.DESTROY,
+        ("apply", ["-destroy"], {}, Effect.DESTROY, "apply -destroy"),
+        ("apply", [], {"TF_CLI_ARGS_apply": "-destroy"}, Effect.DESTROY,
          "apply -destroy (from TF_CLI_ARGS_apply)"),
-        ("state", [], {"TF_CLI_ARGS": "rm a"}, Kind.DESTROY, "state rm"),
-        ("plan", ["-destroy"], {}, Kind.PLAN_DESTROY, "plan -destroy"),
-        ("apply", ["tfplan"], {}, Kind.APPLY_SAVED_PLAN, "apply of a saved plan"),
-        ("state", ["mv", "a", "b"], {}, Kind.APPLY, "state mv within the stack's state"),
-        ("apply", [], {"TF_CLI_ARGS": "'x"}, Kind.DESTROY,
+        ("state", [], {"TF_CLI_ARGS": "rm a"}, Effect.DESTROY, "state rm"),
+        ("plan", ["-destroy"], {}, Effect.PLAN_DESTROY, "plan -destroy"),
+        ("apply", ["tfplan"], {}, Effect.APPLY_SAVED_PLAN, "apply of a saved plan"),
+        ("state", ["mv", "a", "b"], {}, Effect.APPLY, "state mv within the stack's state"),
+        ("apply", [], {"TF_CLI_ARGS": "'x"}, Effect.DESTROY,
          "apply of a saved plan with a TF_CLI_ARGS that tfrun cannot parse"),
     ],
 )  # fmt: skip
 def test_descriptions_say_what_and_where_from(
-    command: str, args: list[str], env: dict[str, str], kind: Kind, description: str
+    command: str, args: list[str], env: dict[str, str], kind: Effect, description: str
 ) -> None:
     operation = classify(command, args, env)
-    assert (operation.kind, operation.description) == (kind, description)
+    assert (operation.effect, operation.description) == (kind, description)
 
 
 @pytest.mark.parametrize(
@@ -321,7 +336,7 @@ def test_descriptions_say_what_and_where_from(
 )
 def test_saved_plan_is_the_positional(args: list[str], plan_file: str) -> None:
     operation = classify("apply", args, {})
-    assert (operation.kind, operation.plan_file) == (Kind.APPLY_SAVED_PLAN, plan_file)
+    assert (operation.effect, operation.plan_file) == (Effect.APPLY_SAVED_PLAN, plan_file)
 
 
 def test_env_args_go_where_terraform_puts_them() -> None:
@@ -384,14 +399,14 @@ def test_any_flag_order_with_a_destroying_flag_destroys(
     for unit, home in zip(units, homes, strict=True):
         (args if home == "args" else env.setdefault(home, [])).extend(unit)
     environ = {name: " ".join(words) for name, words in env.items()}
-    assert classify("apply", args, environ).kind is Kind.DESTROY
+    assert classify("apply", args, environ).effect is Effect.DESTROY
 
 
 @FAST
 @given(units=st.lists(st.sampled_from(SAFE_UNITS), max_size=8).flatmap(st.permutations))
 def test_any_order_of_safe_flags_is_an_apply(units: list[list[str]]) -> None:
     args = list(itertools.chain.from_iterable(units))
-    assert classify("apply", args, {}).kind is Kind.APPLY
+    assert classify("apply", args, {}).effect is Effect.APPLY
 
 
 @FAST
@@ -405,7 +420,7 @@ def test_nothing_appended_undoes_a_destroy(
 ) -> None:
     command, args = form
     shuffled = data.draw(st.permutations([*args, *extra]))
-    assert classify(command, shuffled, {}).kind is Kind.DESTROY
+    assert classify(command, shuffled, {}).effect is Effect.DESTROY
 
 
 # --- The matrix: destructive form, place, protected or not --------------------------------

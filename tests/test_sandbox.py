@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import psutil
 import pytest
 from helpers import (
     PROVIDER_MIRROR_VARIABLE,
@@ -25,6 +29,7 @@ from helpers import (
 
 from tfrun import process, sandbox
 from tfrun.errors import ConfigError, ToolMissingError
+from tfrun.sandbox import server as sandbox_server
 
 
 def _unique(prefix: str) -> str:
@@ -46,6 +51,19 @@ def _dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+def _running(pid: int) -> bool:
+    """Alive, and not a zombie waiting for its parent to collect it."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _looks_like_moto(port: int, body: str) -> list[str]:
+    """A Python one-liner whose command line names moto's server and `port`, as ours does."""
+    return [sys.executable, "-c", body, "moto.server", "-p", str(port)]
 
 
 def _write_state(root: Path, pid: int, port: int) -> Path:
@@ -71,7 +89,7 @@ def test_up_status_down(live_root: Path) -> None:
     assert (state["pid"], state["port"], state["endpoint"]) == (box.pid, box.port, box.endpoint)
 
     assert sandbox.down(live_root) is True
-    assert not sandbox._running(box.pid)
+    assert not _running(box.pid)
     assert not box.state_dir.exists()
     assert sandbox.current(live_root) is None
     assert sandbox.down(live_root) is False
@@ -84,7 +102,7 @@ def test_down_stops_only_its_own_roots_sandbox(live_root: Path, tmp_path: Path) 
         mine = sandbox.up(live_root)
         assert other.pid != mine.pid and other.port != mine.port
         assert sandbox.down(live_root) is True
-        assert not sandbox._running(mine.pid)
+        assert not _running(mine.pid)
         assert sandbox.current(other_root) == other
     finally:
         sandbox.down(other_root)
@@ -94,7 +112,7 @@ def test_up_is_idempotent(live_root: Path) -> None:
     first = sandbox.up(live_root)
     second = sandbox.up(live_root)
     assert second == first
-    assert sandbox._running(first.pid)
+    assert _running(first.pid)
 
 
 def test_up_creates_the_state_bucket_and_lock_table(live_root: Path) -> None:
@@ -132,7 +150,7 @@ def test_profiles_of_the_root_config_resolve(
         session = boto3.Session(profile_name=profile)
         credentials = session.get_credentials()
         assert credentials is not None
-        assert credentials.access_key == sandbox._access_key(profile)
+        assert credentials.access_key == sandbox_server._access_key(profile)
         assert session.region_name == "eu-west-1"
         # No endpoint_url here: the profile and AWS_ENDPOINT_URL send it to the sandbox.
         names = [b["Name"] for b in session.client("s3").list_buckets()["Buckets"]]
@@ -154,6 +172,24 @@ def test_environ_names_the_sandbox_files(live_root: Path) -> None:
     for header in ("[default]", "[profile prod]", "[profile staging]", "[profile shared]"):
         assert header in config
     assert "[prod]" in box.credentials_file.read_text()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_aws_files_are_private(live_root: Path) -> None:
+    box = sandbox.up(live_root)
+    assert _mode(box.state_dir) == 0o700
+    assert _mode(box.config_file) == 0o600
+    assert _mode(box.credentials_file) == 0o600
+    # Files an older tfrun left open to all are made private when the sandbox is provisioned.
+    for path in (box.state_dir, box.config_file, box.credentials_file):
+        path.chmod(0o755)
+    sandbox.up(live_root)
+    assert _mode(box.state_dir) == 0o700
+    assert _mode(box.config_file) == 0o600
+    assert _mode(box.credentials_file) == 0o600
 
 
 def test_provision_is_idempotent_and_keeps_earlier_profiles(
@@ -187,7 +223,7 @@ def test_a_stale_state_file_is_cleaned_and_up_starts_afresh(live_root: Path) -> 
     assert sandbox.down(live_root) is False
 
     box = sandbox.up(live_root)
-    assert sandbox._running(box.pid)
+    assert _running(box.pid)
 
 
 def test_a_pid_that_is_no_longer_moto_is_never_stopped(live_root: Path) -> None:
@@ -200,6 +236,79 @@ def test_a_pid_that_is_no_longer_moto_is_never_stopped(live_root: Path) -> None:
     finally:
         stranger.kill()
         stranger.wait()
+
+
+@contextlib.contextmanager
+def _never_collected(body: str) -> Iterator[int]:
+    """The pid of a 'moto' (`body`, which prints a line when ready) whose parent never
+    collects it when it dies, as under an init that does not reap: it stays a zombie."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, text=True)\n"
+            "child.stdout.readline()\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(60)\n",
+            *_looks_like_moto(4242, body),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        yield int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _found(root: Path, pid: int, port: int) -> sandbox.Sandbox:
+    _write_state(root, pid, port)
+    box = sandbox.current(root)
+    assert box is not None and box.pid == pid
+    return box
+
+
+def test_a_zombie_server_is_not_running(live_root: Path) -> None:
+    with _never_collected("print('ready', flush=True)") as pid:
+        while _running(pid):
+            time.sleep(0.01)
+        assert psutil.pid_exists(pid)
+        state_file = _write_state(live_root, pid, 4242)
+        assert sandbox.current(live_root) is None
+        assert not state_file.exists()
+
+
+def test_stop_does_not_wait_for_a_zombie_to_be_collected(live_root: Path) -> None:
+    with _never_collected("import time; print('ready', flush=True); time.sleep(60)") as pid:
+        box = _found(live_root, pid, 4242)
+        started = time.monotonic()
+        sandbox.stop(box, timeout=5)
+        assert time.monotonic() - started < 4
+        assert not _running(pid)
+
+
+def test_stop_kills_a_server_that_ignores_sigterm(live_root: Path) -> None:
+    body = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    stubborn = subprocess.Popen(_looks_like_moto(4242, body), stdout=subprocess.PIPE, text=True)
+    try:
+        assert stubborn.stdout is not None and stubborn.stdout.readline() == "ready\n"
+        box = _found(live_root, stubborn.pid, 4242)
+        started = time.monotonic()
+        sandbox.stop(box, timeout=0.5)
+        # SIGTERM first, and SIGKILL only once it was ignored for the whole timeout.
+        assert time.monotonic() - started >= 0.5
+        assert not _running(stubborn.pid)
+    finally:
+        stubborn.kill()
+        stubborn.wait()
 
 
 def test_a_malformed_state_file_is_cleaned(live_root: Path) -> None:
@@ -240,17 +349,19 @@ def test_a_server_that_never_answers_is_stopped(
         return pid
 
     monkeypatch.setattr(process, "spawn_detached", spawn)
-    monkeypatch.setattr(sandbox, "_answers", lambda endpoint: False)
+    monkeypatch.setattr(sandbox_server, "_answers", lambda endpoint: False)
     with pytest.raises(sandbox.SandboxError, match=r"did not answer .* within 1 s"):
         sandbox.start_server(tmp_path / "state", timeout=1)
-    assert started and not sandbox._running(started[0])
+    assert started and not _running(started[0])
 
 
 def test_missing_moto_names_the_install_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = sandbox._find_spec
-    monkeypatch.setattr(sandbox, "_find_spec", lambda name: None if name == "moto" else real(name))
+    real = sandbox_server._find_spec
+    monkeypatch.setattr(
+        sandbox_server, "_find_spec", lambda name: None if name == "moto" else real(name)
+    )
     with pytest.raises(ToolMissingError, match=r"pip install 'tfrun\[sandbox\]'"):
         sandbox.start_server(tmp_path / "state")
 
@@ -428,5 +539,5 @@ def test_sandbox_commands_through_the_cli(live_root: Path) -> None:
     run_cli(["sandbox", "status"], cwd=live_root).assert_success()
     run_cli(["sandbox", "down"], cwd=live_root).assert_success()
     assert sandbox.current(live_root) is None
-    assert not sandbox._running(box.pid)
+    assert not _running(box.pid)
     run_cli(["sandbox", "status"], cwd=live_root).assert_exit(1)

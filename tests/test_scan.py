@@ -1,5 +1,6 @@
-"""Reading .tf files: remote-state reads, local modules, the prefilter, the lexer's fast path
-against python-hcl2, the cache, and the worker processes."""
+"""Reading .tf files: remote-state reads (with their literal config), local modules, the
+prefilter, the lexer's fast path against python-hcl2, the cache, and the worker processes.
+(The settings `tfrun check` reads are in test_scan_settings.py.)"""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import hcl2
 import pytest
 from helpers import LiveRepo, root_hcl
 
-from tfrun import scan
+from tfrun import scan, terraform
 from tfrun.discovery import Repository
 from tfrun.errors import ConfigError
+from tfrun.generate import OverriddenRead
+from tfrun.scan import cache, links, parse
+from tfrun.scan.blocks import Pass
 
 NETWORK = "prod-eu-west-1/network"
 APP = "prod-eu-west-1/app"
@@ -95,6 +99,88 @@ def test_template_escapes_are_literal(make_repo: Callable[..., LiveRepo]) -> Non
     live = repo(make_repo, {f"{APP}/main.tf": text})
     (read,) = scan_repo(live)[APP].reads
     assert (read.key, read.problem) == ("a/${b}.tfstate", None)
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (
+            '{\n    bucket = "b"\n    key    = "k"\n    encrypt = true\n    retries = 3\n  }',
+            {"bucket": "b", "key": "k", "encrypt": True, "retries": 3},
+        ),
+        (
+            '{\n    bucket = "b"\n    key = "k"\n    assume_role = {\n      role_arn = "r"\n'
+            '    }\n    tags = ["a", 1]\n  }',
+            {"bucket": "b", "key": "k", "assume_role": {"role_arn": "r"}, "tags": ["a", 1]},
+        ),
+        ('{ bucket = "b", key = "a/$${x}" }', {"bucket": "b", "key": "a/${x}"}),
+        ('{\n    bucket = "b"\n    key    = "k"\n    region = var.region\n  }', None),
+        ('{\n    bucket = "b"\n    key = "k"\n    role = { arn = local.arn }\n  }', None),
+        ('{ bucket = "b", key = "${var.env}/k" }', None),
+        ('{ bucket = "b", key = "k", (var.name) = "x" }', None),
+        ("local.config", None),
+    ],
+    ids=["plain", "nested", "escaped", "reference", "nested-reference", "template", "key", "map"],
+)
+def test_the_whole_config_is_carried_only_when_literal(
+    make_repo: Callable[..., LiveRepo], config: str, expected: dict[str, Any] | None
+) -> None:
+    text = f'data "terraform_remote_state" "r" {{\n  backend = "s3"\n  config = {config}\n}}\n'
+    live = repo(make_repo, {f"{APP}/main.tf": text})
+    (read,) = scan_repo(live)[APP].reads
+    assert read.config == expected
+
+
+def test_plain_values_and_references_in_a_config_need_no_parser(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    extra = "    encrypt = true\n    retries = 3\n    profile = null\n"
+    literal = READ.replace('    region = "eu-west-1"\n', extra)
+    computed = READ.replace('    region = "eu-west-1"\n', "    region = var.region\n")
+    live = repo(make_repo, {f"{APP}/main.tf": literal, f"{APP}/other.tf": computed})
+    scanner = scan.Scanner(live.live, use_cache=False)
+    first, second = scanner.scan_dirs([live.path(APP)])[live.path(APP)].reads
+    assert scanner.stats.parsed == 0
+    assert first.config is not None and first.config["retries"] == 3
+    assert second.config is None
+
+
+def test_own_remote_state_reads_are_the_stacks_s3_reads_with_a_literal_config(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    def read(name: str, backend: str = "s3", key: str = '"k.tfstate"') -> str:
+        config = f'{{ bucket = "b", key = {key} }}' if backend == "s3" else '{ path = "p" }'
+        return f'data "terraform_remote_state" "{name}" {{\n  backend = "{backend}"\n' + (
+            f"  config = {config}\n}}\n"
+        )
+
+    live = repo(
+        make_repo,
+        {
+            f"{APP}/main.tf": read("first")
+            + read("local", backend="local")
+            + read("computed", key="var.key")
+            + 'module "m" {\n  source = "../../../modules/m"\n}\n',
+            f"{APP}/other.tf": read("second"),
+            "../modules/m/main.tf": read("in_module"),
+        },
+    )
+    stack = Repository(live.live).stack(live.path(APP))
+    reads = scan.own_remote_state_reads(live.live, stack.path)
+    assert [(r.name, r.config) for r in reads] == [
+        ("first", {"bucket": "b", "key": "k.tfstate"}),
+        ("second", {"bucket": "b", "key": "k.tfstate"}),
+    ]
+    assert terraform.hand_written_reads(stack) == [
+        OverriddenRead("first", {"bucket": "b", "key": "k.tfstate"}),
+        OverriddenRead("second", {"bucket": "b", "key": "k.tfstate"}),
+    ]
+    # Asked again after an edit, the same process sees the file as it is now.
+    live.path(f"{APP}/other.tf").write_text(read("renamed"), encoding="utf-8")
+    assert [r.name for r in scan.own_remote_state_reads(live.live, stack.path)] == [
+        "first",
+        "renamed",
+    ]
 
 
 def test_terraform_json_syntax(make_repo: Callable[..., LiveRepo]) -> None:
@@ -188,6 +274,15 @@ SHAPES = [
     'module "vars" {\n  for_each = toset(["a", "b"])\n  source   = "../m/${each.key}"\n}\n',
     'data "aws_caller_identity" "module" {}\n',
     'resource "aws_s3_bucket" "b" {\n  bucket = module.labels.id\n}\n',
+    READ.replace('    region = "eu-west-1"\n', "    region = var.region\n"),
+    READ.replace(
+        '    region = "eu-west-1"\n',
+        "    encrypt = true\n    retries = -3\n    profile = null\n    ratio = 1.5\n",
+    ),
+    READ.replace(
+        '    region = "eu-west-1"\n', '    assume_role = {\n      role_arn = "arn"\n    }\n'
+    ),
+    READ.replace('    region = "eu-west-1"\n', '    region = "${local.region}"\n'),
 ]
 
 
@@ -199,6 +294,12 @@ def test_fast_path_agrees_with_python_hcl2(text: str) -> None:
     got_modules = [(m["name"], m["source"]) for m in facts.get("modules", [])]
     reads, modules = _oracle(text)
     assert (got_reads, got_modules) == (reads, modules)
+    # The whole config too, which the line patterns read only when it is plain.
+    parsed = parse.parse_snippet((text, 1))
+    assert not isinstance(parsed, str)
+    by_parser = links.finish(Pass({"signed": False}, blocks=parsed))
+    configs = [r.get("config") for r in facts.get("reads", [])]
+    assert configs == [r.get("config") for r in by_parser.get("reads", [])]
 
 
 def _oracle(text: str) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
@@ -277,7 +378,7 @@ def test_cache_hits_misses_and_invalidation(
     make_repo: Callable[..., LiveRepo], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Files this new are re-hashed (see the racy test below); here they count as settled.
-    monkeypatch.setattr(scan, "RACY_NS", 0)
+    monkeypatch.setattr(cache, "RACY_NS", 0)
     live = repo(make_repo, {f"{APP}/main.tf": READ, f"{APP}/variables.tf": "variable x {}\n"})
     repository = Repository(live.live)
     stacks = repository.stacks()
@@ -342,7 +443,7 @@ def test_worker_processes_agree_with_one_process(
         for i in range(8)
     }
     live = repo(make_repo, files)
-    monkeypatch.setattr(scan, "PARALLEL_MIN_BLOCKS", 4)
+    monkeypatch.setattr(parse, "PARALLEL_MIN_BLOCKS", 4)
     repository = Repository(live.live)
     stacks = repository.stacks()
     serial = scan.Scanner(repository.root, use_cache=False, jobs=1)

@@ -11,8 +11,13 @@ A stack is affected when
 
 The change is `git diff` between the merge base of BASE and HEAD (so a branch's change, not
 what happened on the base branch since) and HEAD, or the working tree with untracked files
-when no HEAD is given. Stacks, modules and the graph are read from the files on disk; when
-HEAD names another commit than the one checked out, from a temporary checkout of it.
+when no HEAD is given (tfrun/git.py reads it). Stacks, modules and the graph are read from
+the files on disk; when HEAD names another commit than the one checked out, from a temporary
+checkout of it.
+
+Long on purpose: each reason above needs its own look at the change (files, modules, config,
+a render of the base's generated files, the base's stack list), and they share one analysis
+object; split apart, each piece would need the whole of it.
 """
 
 from __future__ import annotations
@@ -20,13 +25,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from tfrun import generate, process, scan
+from tfrun import generate, scan
 from tfrun import graph as graphs
 from tfrun.config import ROOT_FILE, STACK_FILE
 from tfrun.discovery import (
@@ -39,6 +43,8 @@ from tfrun.discovery import (
     find_root,
 )
 from tfrun.errors import ConfigError, UsageError
+from tfrun.git import Change, checkout, git_change, git_top, head_commit, tree_files
+from tfrun.workspace import Workspace
 
 # How many changed files a reason names in text before "and N more" (JSON has them all).
 SHOWN_FILES = 5
@@ -77,24 +83,6 @@ class DeletedStack:
 
 
 @dataclass(frozen=True)
-class FileChange:
-    path: str  # relative to the git top level, with forward slashes
-    status: str  # A, M, D, T, R (at the new path), C (copy, at the new path)
-    old_path: str | None = None  # for R and C: where it came from
-
-
-@dataclass(frozen=True)
-class Change:
-    top: Path  # the git top level
-    base: str  # the base commit, as given
-    base_commit: str
-    compared_to: str  # the merge base of base and head (or the base when there is none)
-    head: str | None  # the head commit; None: the working tree, uncommitted changes included
-    files: tuple[FileChange, ...]
-    notes: tuple[str, ...] = ()  # what the user should know about how it was compared
-
-
-@dataclass(frozen=True)
 class Report:
     change: Change | None  # None when there was no base: every stack is listed
     root: Path  # the live root (of the working tree, even when HEAD was read from a copy)
@@ -116,113 +104,7 @@ class Report:
         return f"{self.live_rel}/{rel}" if self.live_rel else rel
 
 
-# ---------------------------------------------------------------------------------------- git
-
-
-def _git(
-    args: Sequence[str],
-    cwd: Path,
-    env: Mapping[str, str] | None = None,
-    *,
-    stdin: str | None = None,
-) -> process.Outcome:
-    # --no-optional-locks: a diff against the working tree must not take the index lock that
-    # the person's own git commands may be waiting for.
-    return process.run(["git", "--no-optional-locks", *args], cwd, env, stdin=stdin)
-
-
-def _git_out(
-    args: Sequence[str],
-    cwd: Path,
-    env: Mapping[str, str] | None = None,
-    *,
-    stdin: str | None = None,
-) -> str:
-    outcome = _git(args, cwd, env, stdin=stdin)
-    if outcome.returncode != 0:
-        raise ConfigError(
-            f"git {' '.join(args)} failed in {cwd} (exit {outcome.returncode}): "
-            f"{outcome.stderr.strip() or 'no message'}"
-        )
-    return outcome.stdout
-
-
-def git_top(path: Path) -> Path:
-    start = path if path.is_dir() else path.parent
-    outcome = _git(["rev-parse", "--show-toplevel"], start)
-    if outcome.returncode != 0:
-        raise ConfigError(
-            f"{path}: this is not inside a git repository, and tfrun affected compares git "
-            "commits. Run it in a clone of the repository."
-        )
-    return Path(outcome.stdout.strip()).resolve()
-
-
-def _commit(top: Path, ref: str, what: str) -> str:
-    if ref.startswith("-"):
-        raise UsageError(f"--{what} {ref!r}: a git ref does not start with '-'.")
-    outcome = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], top)
-    if outcome.returncode == 0:
-        return outcome.stdout.strip()
-    shallow = _git(["rev-parse", "--is-shallow-repository"], top).stdout.strip() == "true"
-    hint = (
-        "This clone is shallow, so older commits are not in it: fetch the base first, for "
-        f"example 'git fetch --depth=1 origin {ref.removeprefix('origin/')}' (or deepen the "
-        "clone: GIT_DEPTH in GitLab, fetch-depth in GitHub Actions)."
-        if shallow
-        else "Fetch it first (git fetch origin), or name a branch, tag or commit that exists here."
-    )
-    raise UsageError(f"--{what} {ref!r} is not a commit in the repository at {top}. {hint}")
-
-
-def _parse_name_status(output: str) -> list[FileChange]:
-    tokens = output.split("\0")
-    changes: list[FileChange] = []
-    i = 0
-    while i < len(tokens) and tokens[i]:
-        status = tokens[i][0]
-        if status in "RC":
-            changes.append(FileChange(tokens[i + 2], status, old_path=tokens[i + 1]))
-            i += 3
-        else:
-            changes.append(FileChange(tokens[i + 1], status))
-            i += 2
-    return changes
-
-
-def git_change(top: Path, base: str, head: str | None) -> Change:
-    """The files changed from BASE (its merge base with HEAD) to HEAD or the working tree."""
-    base_commit = _commit(top, base, "base")
-    head_commit = _commit(top, head, "head") if head is not None else None
-    notes: list[str] = []
-    merge_base = _git(["merge-base", base_commit, head_commit or "HEAD"], top)
-    if merge_base.returncode == 0 and merge_base.stdout.strip():
-        compared_to = merge_base.stdout.strip()
-    else:
-        # A shallow clone may hold the base but not the history that joins it to HEAD. The
-        # base itself is then the best there is: what changed on the base branch since the
-        # branch point shows up as changed too, which costs plans, never misses one.
-        compared_to = base_commit
-        notes.append(
-            f"no common ancestor of {base} and {head or 'HEAD'} in this clone (a shallow "
-            f"clone?), so the change is compared with {base} itself"
-        )
-    diff = ["diff", "--name-status", "-z", "-M", "--no-relative", "--no-ext-diff", compared_to]
-    files = _parse_name_status(_git_out([*diff, *([head_commit] if head_commit else [])], top))
-    if head_commit is None:
-        untracked = _git_out(
-            ["ls-files", "--others", "--exclude-standard", "-z", "--full-name"], top
-        )
-        files += [FileChange(p, "A") for p in untracked.split("\0") if p and _counts(top, p)]
-    return Change(
-        top=top,
-        base=base,
-        base_commit=base_commit,
-        compared_to=compared_to,
-        head=head_commit,
-        files=tuple(files),
-        notes=tuple(notes),
-    )
+# ------------------------------------------------------------------------------ the change
 
 
 def _counts(top: Path, untracked: str) -> bool:
@@ -232,31 +114,6 @@ def _counts(top: Path, untracked: str) -> bool:
     if any(p in (".terraform", ".tfrun") for p in parts[:-1]):
         return False
     return not (parts[-1] in GENERATED_NAMES and generate.is_generated(top / untracked))
-
-
-def _tree_files(top: Path, commit: str, under: str) -> list[str]:
-    """Every file of `commit` below `under` (relative to the top; "" for all)."""
-    out = _git_out(["ls-tree", "-r", "-z", "--name-only", commit, "--", under or "."], top)
-    return [path for path in out.split("\0") if path]
-
-
-@contextlib.contextmanager
-def _checkout(top: Path, commit: str, paths: Sequence[str] | None) -> Iterator[Path]:
-    """A temporary copy of `paths` (None: every file) as they are in `commit`; yields the
-    copy's top level. The repository's index and working tree are not touched."""
-    with tempfile.TemporaryDirectory(prefix="tfrun-affected-") as tmp:
-        # Same folder name as the real top level: the `Repo` tag defaults to it.
-        copy = Path(tmp) / top.name
-        copy.mkdir()
-        (copy / ".git").touch()
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _git_out(["read-tree", commit], top, env)
-        if paths is None:
-            _git_out(["checkout-index", "-a", f"--prefix={copy}/"], top, env)
-        elif paths:
-            argv = ["checkout-index", "-z", "--stdin", f"--prefix={copy}/"]
-            _git_out(argv, top, env, stdin="\0".join(paths))
-        yield copy
 
 
 def _copy_caches(root: Path, into: Path) -> None:
@@ -314,13 +171,13 @@ class _Reasons:
 
 
 class _Analysis:
-    def __init__(self, repo: Repository, change: Change, live_rel: str) -> None:
-        self.repo = repo
+    def __init__(self, workspace: Workspace, change: Change, live_rel: str) -> None:
+        self.repo = workspace.repo
         self.change = change
         self.live_rel = live_rel
         self.prefix = f"{live_rel}/" if live_rel else ""
-        self.stacks = {s.rel: s for s in repo.stacks()}
-        self.facts = scan.scan(repo.root, self.stacks.values())
+        self.stacks = {s.rel: s for s in workspace.stacks}
+        self.facts = workspace.facts
         self.reasons = _Reasons()
         self._base_listing: set[str] | None = None
 
@@ -334,7 +191,7 @@ class _Analysis:
 
     def base_stacks(self) -> set[str]:
         if self._base_listing is None:
-            files = _tree_files(self.change.top, self.change.compared_to, self.live_rel)
+            files = tree_files(self.change.top, self.change.compared_to, self.live_rel)
             self._base_listing = _stack_dirs_in(
                 rel for rel in (self.live(f) for f in files) if rel is not None
             )
@@ -344,10 +201,10 @@ class _Analysis:
     def base_repo(self) -> Iterator[Repository]:
         """The live root's config files as they were at the base, in a temporary folder."""
         top, commit = self.change.top, self.change.compared_to
-        files = _tree_files(top, commit, self.live_rel)
+        files = tree_files(top, commit, self.live_rel)
         wanted = [f for f in files if f.endswith((f"/{ROOT_FILE}", f"/{STACK_FILE}"))]
         wanted += [f for f in files if f in (ROOT_FILE, STACK_FILE)]
-        with _checkout(top, commit, wanted) as copy:
+        with checkout(top, commit, wanted) as copy:
             root = copy / self.live_rel if self.live_rel else copy
             for folder in {os.path.dirname(f) for f in files}:
                 (copy / folder).mkdir(parents=True, exist_ok=True)
@@ -559,16 +416,16 @@ def _prefix(root: Path, path: Path) -> str:
 
 def _report(
     root: Path,
-    repo: Repository,
+    workspace: Workspace,
     change: Change,
     live_rel: str,
     prefix: str,
     with_dependents: bool,
 ) -> Report:
-    analysis = _Analysis(repo, change, live_rel)
+    analysis = _Analysis(workspace, change, live_rel)
     # First: a change that breaks the repository (a remote_state naming a deleted stack) is
     # an error that names the file, not a partial answer.
-    graph = graphs.build(analysis.stacks.values(), analysis.facts)
+    graph = workspace.graph
     analysis.files_and_config()
     analysis.modules()
     deleted = analysis.generated_and_deleted()
@@ -605,16 +462,17 @@ def affected(
     top = git_top(root)
     live_rel = _live_rel(root, top)
     prefix = _prefix(root, path)
-    change = git_change(top, base, head)
-    if change.head is None or change.head == _git_out(["rev-parse", "HEAD"], top).strip():
-        return _report(root, Repository(root), change, live_rel, prefix, with_dependents)
+    change = git_change(top, base, head, counts=_counts)
+    if change.head is None or change.head == head_commit(top):
+        return _report(root, Workspace(Repository(root)), change, live_rel, prefix, with_dependents)
     # Another commit than the one checked out: read its stacks and modules from a copy of it.
-    with _checkout(top, change.head, None) as copy:
+    with checkout(top, change.head, None) as copy:
         copy_root = copy / live_rel if live_rel else copy
         if not (copy_root / ROOT_FILE).is_file():
             raise UsageError(f"--head {head}: there is no {live_rel}/{ROOT_FILE} in that commit.")
         _copy_caches(root, copy_root)
-        return _report(root, Repository(copy_root), change, live_rel, prefix, with_dependents)
+        copied = Workspace(Repository(copy_root))
+        return _report(root, copied, change, live_rel, prefix, with_dependents)
 
 
 def everything(path: Path) -> Report:
@@ -624,16 +482,14 @@ def everything(path: Path) -> Report:
     root = find_root(path)
     live_rel = _live_rel(root, git_top(root))
     prefix = _prefix(root, path)
-    repo = Repository(root)
-    stacks = repo.stacks()
-    if not stacks:
+    workspace = Workspace(Repository(root))
+    if not workspace.stacks:
         raise ConfigError(f"{root}: no stacks here or below.")
-    facts = scan.scan(root, stacks)
-    graph = graphs.build(stacks, facts)
-    ordered = graphs.order(graph, [s.rel for s in stacks if _inside(s.rel, prefix)])
+    graph = workspace.graph
+    ordered = graphs.order(graph, [s.rel for s in workspace.stacks if _inside(s.rel, prefix)])
     reason = Reason(Kind.ALL, "no base to compare with, so every stack")
     stacks_found = tuple(AffectedStack(s, (reason,)) for s in ordered)
-    return Report(None, root, live_rel, graph, stacks_found, facts=facts)
+    return Report(None, root, live_rel, graph, stacks_found, facts=workspace.facts)
 
 
 def _live_rel(root: Path, top: Path) -> str:

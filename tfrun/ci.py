@@ -1,6 +1,6 @@
 """CI pipelines for the stacks a change affects (`tfrun ci`): pure functions from stacks to
-documents, and the small YAML writer they are printed with. Nothing here reads files or
-starts processes; `tfrun/commands/ci.py` gathers the stacks.
+documents, and the YAML they are printed as. Nothing here reads files or starts processes;
+`tfrun/commands/ci.py` gathers the stacks.
 
 The GitLab child pipeline, per stack:
 
@@ -20,13 +20,15 @@ lock and would otherwise fail on it.
 from __future__ import annotations
 
 import glob
-import json
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
+from tfrun import graph as graphs
 from tfrun.errors import ConfigError
 
 PLAN_FILE = "tfplan"
@@ -247,20 +249,18 @@ def gitlab_static(stacks: Sequence[CIStack], options: GitLabOptions) -> dict[str
 
 def waves(stacks: Sequence[CIStack]) -> dict[str, int]:
     """Wave 0 needs nothing of this run; wave n needs something of wave n-1 (and no later)."""
-    by_rel = {s.rel: s for s in stacks}
+    rels = {s.rel for s in stacks}
+    needs = {s.rel: [n for n in s.needs if n in rels] for s in stacks}
+    try:
+        ordered = graphs.topological(needs)
+    except graphs.CycleError as error:
+        raise ConfigError(
+            f"the stacks depend on each other in a cycle: {error.cycle[0]}."
+        ) from None
     out: dict[str, int] = {}
-
-    def wave(rel: str, seen: tuple[str, ...] = ()) -> int:
-        if rel not in out:
-            if rel in seen:
-                raise ConfigError(f"the stacks depend on each other in a cycle: {rel}.")
-            needs = [n for n in by_rel[rel].needs if n in by_rel]
-            out[rel] = 1 + max((wave(n, (*seen, rel)) for n in needs), default=-1)
-        return out[rel]
-
-    for stack in stacks:
-        wave(stack.rel)
-    return out
+    for rel in ordered:  # what a stack needs comes before it
+        out[rel] = 1 + max((out[n] for n in needs[rel]), default=-1)
+    return {s.rel: out[s.rel] for s in stacks}
 
 
 def github_matrix(stacks: Sequence[CIStack]) -> dict[str, Any]:
@@ -320,59 +320,47 @@ def _counts(changes: Any) -> str:
 
 # ---------------------------------------------------------------------------- YAML
 
-# Strings that need no quotes in YAML 1.1 (GitLab's parser) and 1.2 alike.
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
-_RESERVED = frozenset({"y", "n", "yes", "no", "true", "false", "on", "off", "null"})
+# Wide enough that PyYAML never folds a long script line.
+_NO_WRAP = 1 << 20
 
 
-def _scalar(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    text = str(value)
-    if _PLAIN.fullmatch(text) and text.lower() not in _RESERVED:
-        return text
-    # A JSON string is a YAML double-quoted scalar with the same meaning.
-    return json.dumps(text)
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML, with list items indented under their key and multi-line strings as `|`
+    blocks, so a generated pipeline reads like a hand-written one."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
 
 
-def _block(value: object) -> bool:
-    return isinstance(value, Mapping | list | tuple) and len(value) > 0
+def _string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    # PyYAML falls back to quotes when a block cannot hold the text (trailing spaces, say).
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
 
-def _inline(value: object) -> str:
-    if isinstance(value, Mapping):
-        return "{}"
-    if isinstance(value, list | tuple):
-        return "[]"
-    return _scalar(value)
-
-
-def _lines(value: Mapping[str, Any] | Sequence[Any], indent: str) -> list[str]:
-    out: list[str] = []
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if _block(item):
-                out.append(f"{indent}{_scalar(key)}:")
-                out += _lines(item, indent + "  ")
-            else:
-                out.append(f"{indent}{_scalar(key)}: {_inline(item)}")
-        return out
-    for item in value:
-        if _block(item):
-            nested = _lines(item, indent + "  ")
-            out.append(f"{indent}- {nested[0][len(indent) + 2 :]}")
-            out += nested[1:]
-        else:
-            out.append(f"{indent}- {_inline(item)}")
-    return out
+_Dumper.add_representer(str, _string)
+_Dumper.add_representer(tuple, yaml.SafeDumper.represent_list)
+# PyYAML quotes the strings YAML 1.1 (GitLab's parser) reads as other types. These are
+# numbers to YAML 1.2 alone (js-yaml, which gitlab-ci-local uses): quoted too.
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"[-+]?0o[0-7]+$"), list("-+0"))
+_Dumper.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
 
 
 def to_yaml(document: Mapping[str, Any], comment: str = "") -> str:
-    """Block-style YAML of plain data (dicts, lists, strings, numbers, booleans, None)."""
-    header = [f"# {line}".rstrip() for line in comment.splitlines()]
-    body = _lines(document, "")
-    return "\n".join([*header, *([""] if header else []), *body]) + "\n"
+    """Block-style YAML of plain data (dicts, lists, strings, numbers, booleans, None), keys
+    in their order, under `comment` as `#` lines. Strings that would read as another type
+    ("yes", "1.0", "null") are quoted, for GitLab's YAML 1.1 parser and for YAML 1.2 alike."""
+    header = "".join(f"# {line}".rstrip() + "\n" for line in comment.splitlines())
+    body = yaml.dump(
+        dict(document),
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=_NO_WRAP,
+    )
+    return f"{header}\n{body}" if header else body

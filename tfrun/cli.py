@@ -1,14 +1,11 @@
-"""The command line: the only module that parses arguments, and the one place that turns
-errors into a message and an exit code (DESIGN §8).
+"""The command line: dispatch to a command, and the one place that turns errors into a
+message and an exit code (the table in README.md).
 
 Two shapes of command line:
 
-* tfrun's own commands (`generate`, `graph`, `sandbox`, `check`, ...) use argparse.
+* tfrun's own commands (`generate`, `graph`, `sandbox`, `check`, ...) use argparse, here.
 * Anything else is a terraform command run through tfrun (`tfrun plan`, `tfrun state list`,
-  `tfrun run-all apply --env staging`). There tfrun's options are the long ones with two
-  dashes listed in `RUN_OPTIONS`; single-dash options (`-raw`, `-target=...`) and everything
-  after `--` go to terraform unchanged. The first plain argument naming an existing folder is
-  the PATH to run in.
+  `tfrun run-all apply --env staging`), whose arguments `commands/run_args.py` reads.
 """
 
 from __future__ import annotations
@@ -17,8 +14,7 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -26,150 +22,6 @@ from tfrun import __version__, ui
 from tfrun.errors import ExitCode, TfrunError, UsageError
 
 OWN_COMMANDS = ("generate", "graph", "sandbox", "check", "affected", "ci")
-# terraform options that take their value as the next argument, so that value is never PATH.
-_TF_VALUE_OPTIONS = frozenset(
-    {
-        "-var", "-var-file", "-target", "-replace", "-state", "-state-out", "-backup",
-        "-out", "-plugin-dir", "-backend-config", "-from-module", "-lock-timeout",
-        "-parallelism", "-chdir", "-generate-config-out", "-test-directory", "-filter",
-    }
-)  # fmt: skip
-
-
-@dataclass
-class RunArgs:
-    """A terraform command to run through tfrun, in one stack or many."""
-
-    command: str
-    tf_args: list[str] = field(default_factory=list)
-    path: Path | None = None
-    run_all: bool = False
-    yes: bool = False
-    debug: bool = False
-    terraform_bin: str | None = None
-    parallelism: int | None = None
-    json_path: Path | None = None
-    fail_fast: bool = False
-    detailed_exitcode: bool = False
-    lock_timeout: float | None = None
-    env: list[str] = field(default_factory=list)
-    region: list[str] = field(default_factory=list)
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    with_dependencies: bool = False
-    allow_recreate: bool = False
-
-
-def _positive_int(flag: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UsageError(f"{flag} takes a whole number of 1 or more, not {text!r}.")
-    return value
-
-
-def _seconds(flag: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise UsageError(f"{flag} takes a number of seconds, 0 or more, not {text!r}.")
-    return value
-
-
-# tfrun's own options on a terraform command: flag → (RunArgs attribute, kind of value).
-RUN_OPTIONS: dict[str, tuple[str, str]] = {
-    "--yes": ("yes", "flag"),
-    "--debug": ("debug", "flag"),
-    "--fail-fast": ("fail_fast", "flag"),
-    "--detailed-exitcode": ("detailed_exitcode", "flag"),
-    "--with-dependencies": ("with_dependencies", "flag"),
-    "--allow-recreate": ("allow_recreate", "flag"),
-    "--terraform-bin": ("terraform_bin", "text"),
-    "--parallelism": ("parallelism", "count"),
-    "--json": ("json_path", "path"),
-    "--lock-timeout": ("lock_timeout", "seconds"),
-    "--env": ("env", "list"),
-    "--region": ("region", "list"),
-    "--include": ("include", "list"),
-    "--exclude": ("exclude", "list"),
-}
-
-
-def _store(args: RunArgs, flag: str, value: str) -> None:
-    attribute, kind = RUN_OPTIONS[flag]
-    if kind == "list":
-        getattr(args, attribute).append(value)
-        return
-    converters: dict[str, Callable[[], object]] = {
-        "flag": lambda: True,
-        "text": lambda: value,
-        "path": lambda: Path(value),
-        "count": lambda: _positive_int(flag, value),
-        "seconds": lambda: _seconds(flag, value),
-    }
-    setattr(args, attribute, converters[kind]())
-
-
-def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
-    """Split a terraform command line into tfrun's options, the PATH and terraform's args."""
-    args = RunArgs(command="")
-    tokens = list(argv)
-    passthrough: list[str] = []
-    if "--" in tokens:
-        cut = tokens.index("--")
-        tokens, passthrough = tokens[:cut], tokens[cut + 1 :]
-    rest: list[str] = []
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        name, has_value, value = token.partition("=")
-        if token.startswith("--") and name in RUN_OPTIONS:
-            takes_value = RUN_OPTIONS[name][1] != "flag"
-            if takes_value and not has_value:
-                if i + 1 >= len(tokens):
-                    raise UsageError(f"{name} needs a value (for example: {name}=VALUE).")
-                i += 1
-                value = tokens[i]
-            elif not takes_value and has_value:
-                raise UsageError(f"{name} takes no value; write just {name}.")
-            _store(args, name, value)
-        elif token.startswith("--") and len(token) > 2 and not rest:
-            raise UsageError(
-                f"{token} is not a tfrun option. tfrun's options: "
-                f"{', '.join(sorted(RUN_OPTIONS))}. "
-                "Options for terraform start with one dash, or go after --."
-            )
-        else:
-            rest.append(token)
-        i += 1
-    if rest and rest[0] == "run-all":
-        args.run_all = True
-        rest = rest[1:]
-    if not rest or rest[0].startswith("-"):
-        raise UsageError(
-            "name a terraform command (for example: tfrun plan, tfrun run-all apply --env staging)."
-        )
-    args.command = rest[0]
-    tf_args: list[str] = []
-    previous = ""
-    for token in rest[1:]:
-        takes_path = (
-            args.path is None
-            and not token.startswith("-")
-            and previous not in _TF_VALUE_OPTIONS
-            and (cwd / token).is_dir()
-        )
-        if takes_path:
-            args.path = (cwd / token).resolve()
-        else:
-            tf_args.append(token)
-        previous = token
-    args.tf_args = tf_args + passthrough
-    return args
 
 
 class _Parser(argparse.ArgumentParser):
@@ -340,6 +192,7 @@ def dispatch(argv: Sequence[str]) -> int:
     if first in OWN_COMMANDS:
         return _own(argv)
     from tfrun.commands import run as run_command
+    from tfrun.commands.run_args import parse_run
 
     return run_command.run(parse_run(argv, Path.cwd()))
 

@@ -1,4 +1,5 @@
-"""Find the live root and the stacks under a path, and what each stack is (DESIGN §1).
+"""Find the live root and the stacks under a path, and what each stack is (the layout in
+README.md: `<env>-<region>/<stack>` below the folder of the top-most tfrun.hcl).
 
 No subprocesses and no terraform here: only the file system and the config files.
 """
@@ -132,6 +133,12 @@ class Repository:
     @cached_property
     def root_config_file(self) -> Path:
         return self.root / ROOT_FILE
+
+    @property
+    def root_endpoint(self) -> str | None:
+        """`endpoint` from the root config: a setting of the whole repository."""
+        endpoint = self._load(self.root_config_file, is_stack=False).get("endpoint")
+        return endpoint if isinstance(endpoint, str) else None
 
     def _load(self, path: Path, *, is_stack: bool) -> dict[str, Any]:
         if path not in self._files:

@@ -1,4 +1,4 @@
-"""Error classes and the exit codes of DESIGN §8.
+"""Error classes and the exit codes (the table in README.md).
 
 Every error a user can cause is a `TfrunError`; `cli.main` is the one place that turns it
 into a paragraph on stderr and an exit code.

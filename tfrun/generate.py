@@ -1,5 +1,5 @@
-"""Just-in-time files (DESIGN §3): backend.tf, provider.tf, versions.tf, remote_state.tf and,
-against a local endpoint, tfrun_override.tf.
+"""Just-in-time files (docs/configuration.md): backend.tf, provider.tf, versions.tf,
+remote_state.tf and, against a local endpoint, tfrun_override.tf.
 
 `render` is pure (stack in, file contents out); `write` puts them in place atomically, only
 when the content changed, after checking that none of them would overwrite a person's file.
@@ -34,8 +34,9 @@ STANDARD_TAG_NAMES = ("ManagedBy", "Environment", "Repo", "Stack")
 
 
 @dataclass(frozen=True)
-class RemoteStateRead:
-    """A hand-written `data "terraform_remote_state"` block with the S3 backend."""
+class OverriddenRead:
+    """A hand-written `data "terraform_remote_state"` block with the S3 backend, whose
+    `config` an override file replaces."""
 
     name: str
     config: Mapping[str, Any]
@@ -142,7 +143,7 @@ def remote_state_blocks(repo: Repository, stack: Stack, endpoint: str | None) ->
     return blocks
 
 
-def override_blocks(reads: Sequence[RemoteStateRead], endpoint: str) -> list[Block]:
+def override_blocks(reads: Sequence[OverriddenRead], endpoint: str) -> list[Block]:
     """Point hand-written remote state at the local endpoint. Terraform's override files
     replace the whole `config` argument, so the person's settings are carried over."""
     blocks = []
@@ -159,7 +160,7 @@ def render(
     stack: Stack,
     *,
     endpoint: str | None,
-    hand_written_reads: Sequence[RemoteStateRead] = (),
+    hand_written_reads: Sequence[OverriddenRead] = (),
 ) -> list[GeneratedFile]:
     from tfrun.hcl import render as render_hcl
 
@@ -189,7 +190,7 @@ def is_generated(path: Path) -> bool:
         return False
 
 
-def _refuse_person_files(files: Sequence[GeneratedFile]) -> None:
+def refuse_person_files(files: Sequence[GeneratedFile]) -> None:
     for file in files:
         if file.path.exists() and not is_generated(file.path):
             raise ConfigError(
@@ -211,7 +212,7 @@ def stale_generated(stack: Stack, files: Sequence[GeneratedFile]) -> list[Path]:
 
 def write(stack: Stack, files: Sequence[GeneratedFile]) -> list[Path]:
     """Write what changed; returns the paths written or removed."""
-    _refuse_person_files(files)
+    refuse_person_files(files)
     changed = []
     for file in files:
         try:
@@ -229,7 +230,7 @@ def write(stack: Stack, files: Sequence[GeneratedFile]) -> list[Path]:
 
 def diff(stack: Stack, files: Sequence[GeneratedFile]) -> str:
     """A unified diff of what `write` would change; empty when everything is current."""
-    _refuse_person_files(files)
+    refuse_person_files(files)
     chunks: list[str] = []
     for file in files:
         current = file.path.read_text(encoding="utf-8") if file.path.exists() else ""

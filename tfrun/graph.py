@@ -1,25 +1,27 @@
-"""The dependency graph of a live repository (DESIGN §4): pure functions, no I/O.
+"""The dependency graph of a live repository: pure functions, no I/O.
 
 An edge `a → b` means "a depends on b": a reads b's state (a hand-written
 `terraform_remote_state` block, or `remote_state` in a's config) or lists b in `dependencies`.
 Apply, plan and init run b first; destroy runs a first.
 
 The graph always spans every stack of the repository, because a state key can name any
-stack; selection and ordering then work on a part of it.
+stack; selection and ordering then work on a part of it. The topological sort and the cycle
+finding work on any `{node: the nodes it depends on}` mapping, so that `tfrun check` and the
+GitHub matrix use them too.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from tfrun.config import STACK_FILE
+from tfrun.config import ROOT_FILE
 from tfrun.discovery import Stack
 from tfrun.errors import ConfigError
 from tfrun.scan import RemoteStateRead, StackFacts
@@ -34,7 +36,7 @@ class Finding:
     message: str
 
     def where(self, root: Path) -> str:
-        return f"{_rel(self.read.file, root)}:{self.read.line}"
+        return f"{relative_to_root(self.read.file, root)}:{self.read.line}"
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def build(stacks: Iterable[Stack], facts: Mapping[str, StackFacts]) -> Graph:
 
     for stack in by_rel.values():
         for read in facts[stack.rel].reads if stack.rel in facts else ():
-            where = f"{_rel(read.file, root)}:{read.line}"
+            where = f"{relative_to_root(read.file, root)}:{read.line}"
             label = f"data.terraform_remote_state.{read.name} at {where}"
             if read.problem is not None:
                 finding = Finding(stack.rel, read, f"{label}: {read.problem}.")
@@ -88,7 +90,7 @@ def build(stacks: Iterable[Stack], facts: Mapping[str, StackFacts]) -> Graph:
                         edge(stack.rel, owner, label)
         if not stack.config.dependencies and not stack.config.remote_state:
             continue
-        source = _rel(_config_file(stack), root)
+        source = relative_to_root(config_file(stack), root)
         for dependency in stack.config.dependencies:
             owner = _stack_at(stack, dependency, by_path, f"dependencies lists {dependency!r}")
             edge(stack.rel, owner, f"dependencies in {source}")
@@ -113,10 +115,13 @@ def build(stacks: Iterable[Stack], facts: Mapping[str, StackFacts]) -> Graph:
     )
 
 
-def _config_file(stack: Stack) -> Path:
-    """The file that says this stack's own settings (`dependencies`, `remote_state`)."""
-    own = [f for f in stack.config.sources if f.parent == stack.path]
-    return own[-1] if own else stack.path / STACK_FILE
+def config_file(stack: Stack) -> Path:
+    """The file where this stack's own settings are declared (`dependencies`, `remote_state`,
+    `key`): its stack.hcl (or a tfrun.hcl in its folder) if it has one, else the nearest
+    tfrun.hcl above it."""
+    # The sources run from the root's tfrun.hcl down to the stack's folder, stack.hcl last.
+    sources = stack.config.sources
+    return sources[-1] if sources else stack.root / ROOT_FILE
 
 
 def _stack_at(stack: Stack, relative: str, by_path: Mapping[Path, Stack], what: str) -> str:
@@ -124,14 +129,15 @@ def _stack_at(stack: Stack, relative: str, by_path: Mapping[Path, Stack], what: 
     found = by_path.get(target) or by_path.get(target.resolve())
     if found is None:
         raise ConfigError(
-            f"{_config_file(stack)}: {what}, which is {target}, and that is not a stack "
+            f"{config_file(stack)}: {what}, which is {target}, and that is not a stack "
             "(a folder under the live root with its own .tf files or a stack.hcl). "
             'Paths are relative to the stack\'s folder, for example "../network".'
         )
     return found.rel
 
 
-def _rel(path: Path, root: Path) -> str:
+def relative_to_root(path: Path, root: Path) -> str:
+    """`path` relative to `root`, with forward slashes."""
     text, prefix = str(path), str(root) + os.sep
     if text.startswith(prefix):  # the usual case, and much cheaper than relpath
         return text[len(prefix) :].replace(os.sep, "/")
@@ -149,14 +155,11 @@ def order(graph: Graph, stacks: Iterable[Stack | str] | None = None) -> list[Sta
     """
     wanted = _rels(graph, stacks)
     scope = _closure(graph.dependencies, wanted)
-    return [graph.stacks[rel] for rel in _topo(graph, scope, graph.dependencies) if rel in wanted]
-
-
-def reverse(graph: Graph, stacks: Iterable[Stack | str] | None = None) -> list[Stack]:
-    """For destroy: each stack before the stacks it depends on."""
-    wanted = _rels(graph, stacks)
-    scope = _closure(graph.dependents, wanted)
-    return [graph.stacks[rel] for rel in _topo(graph, scope, graph.dependents) if rel in wanted]
+    try:
+        ordered = topological(graph.dependencies, scope)
+    except CycleError as error:
+        raise ConfigError(_cycle_message(graph, error.cycle)) from None
+    return [graph.stacks[rel] for rel in ordered if rel in wanted]
 
 
 def _rels(graph: Graph, stacks: Iterable[Stack | str] | None) -> set[str]:
@@ -176,49 +179,6 @@ def _closure(edges: Mapping[str, Sequence[str]], start: Iterable[str]) -> set[st
     return seen
 
 
-def _topo(graph: Graph, scope: set[str], before: Mapping[str, Sequence[str]]) -> list[str]:
-    """Kahn's algorithm; `before[n]` must come before n. A heap keeps ties in rel order."""
-    waiting = {rel: sum(1 for b in before[rel] if b in scope) for rel in scope}
-    after: dict[str, list[str]] = {rel: [] for rel in scope}
-    for rel in scope:
-        for b in before[rel]:
-            if b in scope:
-                after[b].append(rel)
-    ready = [rel for rel, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    out = []
-    while ready:
-        rel = heapq.heappop(ready)
-        out.append(rel)
-        for nxt in after[rel]:
-            waiting[nxt] -= 1
-            if waiting[nxt] == 0:
-                heapq.heappush(ready, nxt)
-    if len(out) < len(scope):
-        left = {rel for rel, count in waiting.items() if count > 0}
-        cycle = _find_cycle(before, left)
-        if before is graph.dependents:
-            cycle.reverse()  # the message speaks of dependencies: a → b, a depends on b
-        raise ConfigError(_cycle_message(graph, cycle))
-    return out
-
-
-def _find_cycle(edges: Mapping[str, Sequence[str]], nodes: set[str]) -> list[str]:
-    """One cycle among `nodes`, each of which has an edge to another of them."""
-    # Walking edges from any such node must come back to a node seen: that loop is a cycle.
-    path: list[str] = []
-    index: dict[str, int] = {}
-    rel = min(nodes)
-    while rel not in index:
-        index[rel] = len(path)
-        path.append(rel)
-        rel = min(d for d in edges[rel] if d in nodes)
-    cycle = path[index[rel] :]
-    turn = cycle.index(min(cycle))
-    cycle = cycle[turn:] + cycle[:turn]
-    return [*cycle, cycle[0]]
-
-
 def _cycle_message(graph: Graph, cycle: list[str]) -> str:
     because = "; ".join(
         f"{a} → {b}: {', '.join(graph.reasons[(a, b)])}" for a, b in itertools.pairwise(cycle)
@@ -228,6 +188,123 @@ def _cycle_message(graph: Graph, cycle: list[str]) -> str:
         f"{' → '.join(cycle)} (a → b means a depends on b; {because}). "
         "Break the cycle: move the shared values into a stack both can read."
     )
+
+
+# ---------------------------------------------------------------------------- cycles
+# On any `{node: the nodes it depends on}` mapping: ordering, `tfrun check` and the GitHub
+# matrix all find cycles here, so they agree on what one is.
+
+
+class CycleError(ValueError):
+    """Nodes that depend on each other in a cycle; each caller words its own message."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        super().__init__(" → ".join(cycle))
+        self.cycle = cycle  # a → b → … → a, a shortest one through the smallest node of a knot
+
+
+def topological(
+    edges: Mapping[str, Sequence[str]], nodes: Collection[str] | None = None
+) -> list[str]:
+    """`nodes` (default: every key of `edges`), each after the ones among them it depends on;
+    ties by name. CycleError when some of them depend on each other in a cycle."""
+    # Kahn's algorithm; a heap keeps ties in name order.
+    scope = set(edges if nodes is None else nodes)
+    waiting = dict.fromkeys(scope, 0)
+    after: dict[str, list[str]] = {node: [] for node in scope}
+    for node in scope:
+        for before in edges[node]:
+            if before in scope:
+                waiting[node] += 1
+                after[before].append(node)
+    ready = [node for node, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        node = heapq.heappop(ready)
+        out.append(node)
+        for nxt in after[node]:
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                heapq.heappush(ready, nxt)
+    if len(out) < len(scope):
+        # What is left sits in a cycle or waits on one.
+        left = {node for node, count in waiting.items() if count > 0}
+        raise CycleError(shortest_cycle(edges, cyclic_components(edges, left)[0]))
+    return out
+
+
+def cyclic_components(
+    edges: Mapping[str, Sequence[str]], nodes: Collection[str] | None = None
+) -> list[list[str]]:
+    """The strongly connected components that hold a cycle (two nodes or more, or one that
+    depends on itself), among `nodes` (default: every key of `edges`) and the edges between
+    them. Each is sorted, and they come in order of their smallest node."""
+    # Tarjan's algorithm without recursion: a chain of a thousand stacks must not hit Python's
+    # recursion limit.
+    scope = set(edges if nodes is None else nodes)
+    targets = {node: [t for t in edges[node] if t in scope] for node in scope}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    for start in sorted(scope):
+        if start in index:
+            continue
+        work: list[tuple[str, int]] = [(start, 0)]
+        while work:
+            node, at = work.pop()
+            if at == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            if at < len(targets[node]):
+                work.append((node, at + 1))
+                nxt = targets[node][at]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in targets[node]:
+                    found.append(sorted(component))
+    return sorted(found)
+
+
+def shortest_cycle(edges: Mapping[str, Sequence[str]], component: Sequence[str]) -> list[str]:
+    """A shortest cycle through the first node of `component` (one of `cyclic_components`),
+    as a → b → … → a."""
+    members = set(component)
+    start = component[0]
+    # Breadth first from start back to start.
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for nxt in edges[node]:
+            if nxt not in members:
+                continue
+            if nxt == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return [*reversed(path), start]
+            if nxt not in came_from:
+                came_from[nxt] = node
+                queue.append(nxt)
+    raise ValueError(f"{start}: no cycle through it in {sorted(members)}")
 
 
 # ---------------------------------------------------------------------------- selection
@@ -283,22 +360,6 @@ def _names(stack: Stack) -> list[str]:
     return [stack.rel, *("/".join(parts[: i + 1]) for i in range(len(parts)))]
 
 
-def dependencies_of(graph: Graph, stack: Stack | str) -> list[Stack]:
-    """Every stack `stack` depends on, directly or not, sorted by rel path."""
-    return _reach(graph, graph.dependencies, stack)
-
-
-def dependents_of(graph: Graph, stack: Stack | str) -> list[Stack]:
-    """Every stack that depends on `stack`, directly or not, sorted by rel path."""
-    return _reach(graph, graph.dependents, stack)
-
-
-def _reach(graph: Graph, edges: Mapping[str, Sequence[str]], stack: Stack | str) -> list[Stack]:
-    rel = stack if isinstance(stack, str) else stack.rel
-    found = _closure(edges, [rel]) - {rel}
-    return [graph.stacks[r] for r in sorted(found)]
-
-
 def waits_for(graph: Graph, stacks: Iterable[Stack | str]) -> dict[str, tuple[str, ...]]:
     """For a run over `stacks`: the selected stacks each one waits for.
 
@@ -322,99 +383,3 @@ def waits_for(graph: Graph, stacks: Iterable[Stack | str]) -> dict[str, tuple[st
                 todo.extend(graph.dependencies[nxt])
         out[rel] = tuple(sorted(waits))
     return out
-
-
-# ---------------------------------------------------------------------------- formats
-
-
-def to_text(graph: Graph, stacks: Sequence[Stack] | None = None) -> str:
-    """One stack per line in order, each dependency indented under it with the reason."""
-    lines = []
-    for stack in order(graph) if stacks is None else stacks:
-        lines.append(stack.rel)
-        for dep in graph.dependencies[stack.rel]:
-            lines.append(f"  after {dep}  ({'; '.join(graph.reasons[(stack.rel, dep)])})")
-    return "\n".join(lines) + "\n" if lines else ""
-
-
-def to_dot(graph: Graph, stacks: Sequence[Stack] | None = None) -> str:
-    """Graphviz; an arrow points from a stack to what it depends on."""
-    shown = order(graph) if stacks is None else list(stacks)
-    lines = ["digraph tfrun {", "  rankdir=LR;", "  node [shape=box];"]
-    lines += [f"  {_dot_id(s.rel)};" for s in shown]
-    lines += [
-        f"  {_dot_id(s.rel)} -> {_dot_id(dep)};" for s in shown for dep in graph.dependencies[s.rel]
-    ]
-    return "\n".join([*lines, "}"]) + "\n"
-
-
-def _dot_id(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def to_mermaid(graph: Graph, stacks: Sequence[Stack] | None = None) -> str:
-    """A Mermaid flowchart; an arrow points from a stack to what it depends on."""
-    shown = order(graph) if stacks is None else list(stacks)
-    ids: dict[str, str] = {}
-
-    def node(rel: str) -> str:
-        if rel not in ids:
-            ids[rel] = f"s{len(ids)}"
-            # Mermaid has no escape for `"` in a label; `#quot;` is its entity for one.
-            lines.append(f'  {ids[rel]}["{rel.replace(chr(34), "#quot;")}"]')
-        return ids[rel]
-
-    lines = ["flowchart LR"]
-    for stack in shown:
-        node(stack.rel)
-    for stack in shown:
-        for dep in graph.dependencies[stack.rel]:
-            lines.append(f"  {node(stack.rel)} --> {node(dep)}")
-    return "\n".join(lines) + "\n"
-
-
-def to_json(graph: Graph, stacks: Sequence[Stack] | None = None) -> str:
-    """DESIGN §5's shape, in dependency order, plus the reads that are not edges."""
-    shown = order(graph) if stacks is None else list(stacks)
-    rels = {s.rel for s in shown}
-    document = {
-        "stacks": [
-            {
-                "path": s.rel,
-                "env": s.env,
-                "region": s.region,
-                "stack": s.name,
-                "key": s.key,
-                "dependencies": list(graph.dependencies[s.rel]),
-            }
-            for s in shown
-        ],
-        "external_reads": [
-            {**_finding_json(graph, f), "bucket": f.read.bucket, "backend": f.read.backend}
-            for f in graph.external
-            if f.stack in rels
-        ],
-        "unresolved": [
-            {**_finding_json(graph, f), "key": f.read.key, "message": f.message}
-            for f in graph.unresolved
-            if f.stack in rels
-        ],
-    }
-    return json.dumps(document, indent=2) + "\n"
-
-
-def _finding_json(graph: Graph, finding: Finding) -> dict[str, object]:
-    return {
-        "stack": finding.stack,
-        "file": _rel(finding.read.file, graph.root),
-        "line": finding.read.line,
-        "name": finding.read.name,
-    }
-
-
-FORMATS: dict[str, Callable[[Graph, Sequence[Stack] | None], str]] = {
-    "text": to_text,
-    "dot": to_dot,
-    "mermaid": to_mermaid,
-    "json": to_json,
-}

@@ -1,6 +1,6 @@
-"""The rules of `tfrun check` (DESIGN §7): pure functions from what the repository says to a
-list of findings. Nothing here reads a file, starts a process or prints; `commands/check.py`
-gathers the inputs and shows the result.
+"""The rules of `tfrun check`: pure functions from what the repository says to a list of
+findings (docs/safety.md describes each rule). Nothing here reads a file, starts a process
+or prints; `commands/check.py` gathers the inputs and shows the result.
 
 Each finding names the file (and line, when there is one), the stack and the rule, so a CI log
 reads like a compiler's. The rules are cheap on purpose: `check` must stay fast enough to run
@@ -17,14 +17,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
 
 from tfrun.config import ROOT_FILE
 from tfrun.discovery import Stack
 from tfrun.generate import SIGNATURE, GeneratedFile
-from tfrun.graph import Graph
-from tfrun.hcl import parse_text
-from tfrun.scan import StackFacts
+from tfrun.graph import Graph, config_file, cyclic_components, shortest_cycle
+from tfrun.scan import FileSettings, StackFacts
 
 # Rule name → what it fails on (`tfrun check --format json` lists them; docs/safety.md too).
 RULES: dict[str, str] = {
@@ -73,22 +71,16 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class SourceFile:
-    path: Path
-    text: str
-
-
-@dataclass(frozen=True)
 class Inputs:
     """Everything the rules look at; `commands/check.py` reads it from disk."""
 
     root: Path
     graph: Graph  # over every stack of the repository: a key can name any of them
     facts: Mapping[str, StackFacts]  # scan results, by rel
-    # Per selected stack: its own .tf files (not the ones tfrun generated).
-    sources: Mapping[str, Sequence[SourceFile]]
-    # .tf files of each local module folder the selected stacks use.
-    modules: Mapping[Path, Sequence[SourceFile]]
+    # Per selected stack: what its own .tf files say (not the ones tfrun generated).
+    sources: Mapping[str, Sequence[FileSettings]]
+    # What the .tf files of each local module folder the selected stacks use say.
+    modules: Mapping[Path, Sequence[FileSettings]]
     # Per selected stack: what tfrun would generate now, and the generated names on disk.
     generated: Mapping[str, Sequence[GeneratedFile]]
     on_disk: Mapping[str, Mapping[str, str]]  # rel → {file name: content}
@@ -118,12 +110,6 @@ def _rel(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
 
-def _config_file(stack: Stack) -> Path:
-    """The file where this stack's own settings go: its stack.hcl if any, else the root's."""
-    own = [f for f in stack.config.sources if f.parent == stack.path]
-    return own[-1] if own else stack.root / ROOT_FILE
-
-
 # ---------------------------------------------------------------------------- state keys
 
 
@@ -141,7 +127,7 @@ def duplicate_keys(graph: Graph, selected: Collection[str]) -> list[Finding]:
             others = ", ".join(s.rel for s in same if s is not stack)
             findings.append(
                 Finding(
-                    _rel(_config_file(stack), graph.root),
+                    _rel(config_file(stack), graph.root),
                     0,
                     stack.rel,
                     "duplicate-state-key",
@@ -197,7 +183,7 @@ def unlisted_consumers(
         for name, target in sorted(reader.config.remote_state.items()):
             producer_or_none = by_path.get(Path(os.path.normpath(reader.path / target)))
             if producer_or_none is not None:
-                where = _rel(_config_file(reader), graph.root)
+                where = _rel(config_file(reader), graph.root)
                 reads.append((producer_or_none, where, 0, f"remote_state.{name}"))
         for producer, file, line, what in reads:
             if producer is reader or _may_read(reader, producer):
@@ -213,7 +199,7 @@ def unlisted_consumers(
                     f"'{producer.config.owner}'), but this stack's owner is "
                     f"{_owner(reader)} and {producer.rel} lists as consumers: {consumers}. "
                     f"Ask its owner to add '{reader.config.owner or reader.rel}' to "
-                    f"'consumers' in {_rel(_config_file(producer), graph.root)}, or read "
+                    f"'consumers' in {_rel(config_file(producer), graph.root)}, or read "
                     "what you need another way.",
                 )
             )
@@ -225,72 +211,6 @@ def _owner(stack: Stack) -> str:
 
 
 # ---------------------------------------------------------------------------- cycles
-
-
-def _components(edges: Mapping[str, Sequence[str]]) -> list[list[str]]:
-    """Strongly connected components with more than one stack (Tarjan, without recursion:
-    a chain of a thousand stacks must not hit Python's recursion limit)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    found: list[list[str]] = []
-    for start in sorted(edges):
-        if start in index:
-            continue
-        work: list[tuple[str, int]] = [(start, 0)]
-        while work:
-            node, at = work.pop()
-            if at == 0:
-                index[node] = low[node] = len(index)
-                stack.append(node)
-                on_stack.add(node)
-            targets = edges[node]
-            if at < len(targets):
-                work.append((node, at + 1))
-                nxt = targets[at]
-                if nxt not in index:
-                    work.append((nxt, 0))
-                elif nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                if len(component) > 1:
-                    found.append(sorted(component))
-    return found
-
-
-def _cycle_in(edges: Mapping[str, Sequence[str]], component: Sequence[str]) -> list[str]:
-    """One cycle through the smallest stack of a component, as a → b → … → a."""
-    members = set(component)
-    start = component[0]
-    # Breadth first from start back to start, so the cycle shown is a shortest one.
-    came_from: dict[str, str] = {}
-    queue = [start]
-    while queue:
-        node = queue.pop(0)
-        for nxt in edges[node]:
-            if nxt not in members:
-                continue
-            if nxt == start:
-                path = [node]
-                while path[-1] != start:
-                    path.append(came_from[path[-1]])
-                return [*reversed(path), start]
-            if nxt not in came_from:
-                came_from[nxt] = node
-                queue.append(nxt)
-    return [start, start]  # pragma: no cover - a component always holds a cycle
 
 
 _AT = re.compile(r" at (?P<file>.+):(?P<line>\d+)$")
@@ -308,10 +228,11 @@ def _reason_place(reason: str) -> tuple[str, int]:
 
 def cycles(graph: Graph, selected: Collection[str]) -> list[Finding]:
     findings = []
-    for component in _components(graph.dependencies):
-        if not selected or not set(component) & set(selected):
+    for component in cyclic_components(graph.dependencies):
+        # A stack that depends on itself alone is left to the error of graph.order.
+        if len(component) < 2 or not selected or not set(component) & set(selected):
             continue
-        cycle = _cycle_in(graph.dependencies, component)
+        cycle = shortest_cycle(graph.dependencies, component)
         steps = [
             f"{a} → {b} ({'; '.join(graph.reasons.get((a, b), ()))})"
             for a, b in itertools.pairwise(cycle)
@@ -334,69 +255,27 @@ def cycles(graph: Graph, selected: Collection[str]) -> list[Finding]:
 
 
 # ---------------------------------------------------------------------------- .tf files
-
-_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
-_USE = re.compile(r'^[ \t]*(?:resource|data|ephemeral)[ \t]+"?([A-Za-z][\w-]*)"?', re.M)
-_PROVIDER_BLOCK = re.compile(r'^[ \t]*provider[ \t]+"?([A-Za-z][\w-]*)"?[ \t]*\{', re.M)
-_TERRAFORM_BLOCK = re.compile(r"^terraform[ \t]*\{", re.M)
-_BACKEND_LINE = re.compile(r'^[ \t]*(?:backend[ \t]+"?[\w-]+"?|cloud)[ \t]*\{', re.M)
-_VERSION_SETTING = re.compile(r"^[ \t]*(?:required_version|required_providers)\b", re.M)
+#
+# What the files say comes from `tfrun.scan.file_settings`, the one reader of .tf files.
 
 
-def _uncommented(text: str) -> str:
-    """Block comments blanked out, newlines kept so that line numbers stay right."""
-    return _BLOCK_COMMENT.sub(lambda m: "\n" * m.group().count("\n"), text)
-
-
-def _line_of(text: str, offset: int) -> int:
-    return text.count("\n", 0, offset) + 1
-
-
-def provider_uses(files: Iterable[SourceFile]) -> dict[str, tuple[Path, int]]:
-    """Provider local name → where it is first used: a resource, data source or ephemeral
-    resource of its type (the type's prefix before the first `_`), or a provider block.
-
-    A cheap scan of lines, not a parse: it can be fooled by a heredoc that holds HCL, which
-    costs at worst a finding to explain, never a missed rule on real code.
-    """
+def provider_uses(files: Iterable[FileSettings]) -> dict[str, tuple[Path, int]]:
+    """Provider local name → where it is first used (a resource, data source or ephemeral
+    resource of its type, or a provider block), files taken in the order given."""
     used: dict[str, tuple[Path, int]] = {}
     for file in files:
-        text = _uncommented(file.text)
-        hits = [(m.start(), m[1].split("_", 1)[0]) for m in _USE.finditer(text)]
-        hits += [(m.start(), m[1]) for m in _PROVIDER_BLOCK.finditer(text)]
-        for offset, name in sorted(hits):
+        for name, line in file.providers:
             if name not in BUILTIN_PROVIDERS and name not in used:
-                used[name] = (file.path, _line_of(text, offset))
+                used[name] = (file.path, line)
     return used
 
 
-def _terraform_blocks(file: SourceFile) -> list[dict[str, Any]]:
-    """The top-level `terraform` blocks of a file; the file is parsed only if it has one."""
-    if not _TERRAFORM_BLOCK.search(file.text):
-        return []
-    parsed = parse_text(file.text, file.path)
-    blocks = parsed.get("terraform", [])
-    blocks = blocks if isinstance(blocks, list) else [blocks]
-    return [b for b in blocks if isinstance(b, dict)]
-
-
-def _first(blocks: Any) -> dict[str, Any]:
-    """python-hcl2 gives a nested block as a list of one dict."""
-    if isinstance(blocks, list):
-        merged: dict[str, Any] = {}
-        for block in blocks:
-            if isinstance(block, dict):
-                merged.update(block)
-        return merged
-    return blocks if isinstance(blocks, dict) else {}
-
-
-def _blank(value: Any) -> bool:
-    return not isinstance(value, str) or not value.strip()
+def _blank(value: str | None) -> bool:
+    return value is None or not value.strip()
 
 
 def versions(
-    stack: Stack, own: Sequence[SourceFile], modules: Sequence[SourceFile]
+    stack: Stack, own: Sequence[FileSettings], modules: Sequence[FileSettings]
 ) -> list[Finding]:
     """`required_version`, and a version constraint for every provider the stack uses, from
     tfrun's config (`terraform_version`, `providers`: the generated versions.tf) or from a
@@ -406,14 +285,9 @@ def versions(
     has_version = not _blank(config.terraform_version)
     pinned = {name for name, constraint in config.providers.items() if not _blank(constraint)}
     for file in own:
-        if not _VERSION_SETTING.search(file.text):
-            continue
-        for block in _terraform_blocks(file):
-            has_version = has_version or not _blank(block.get("required_version"))
-            for name, spec in _first(block.get("required_providers")).items():
-                constraint = spec.get("version") if isinstance(spec, dict) else spec
-                if not _blank(constraint):
-                    pinned.add(name)
+        for block in file.terraform:
+            has_version = has_version or not _blank(block.required_version)
+            pinned.update(name for name, c in block.required_providers if not _blank(c))
     root = stack.root
     root_file = _rel(root / ROOT_FILE, root)
     findings = []
@@ -460,37 +334,24 @@ def versions(
     return findings
 
 
-def backends(stack: Stack, own: Sequence[SourceFile]) -> list[Finding]:
+def backends(stack: Stack, own: Sequence[FileSettings]) -> list[Finding]:
     findings = []
     for file in own:
-        text = _uncommented(file.text)
-        lines = list(_BACKEND_LINE.finditer(text))
-        if not lines:
-            continue
-        # The line pattern finds candidates; the parse says whether they sit in a terraform
-        # block (a resource may have a nested block called `cloud`).
-        kinds = {
-            kind
-            for block in _terraform_blocks(file)
-            for kind in ("backend", "cloud")
-            if kind in block
-        }
-        for match in lines:
-            shown = " ".join(match.group().split()).rstrip(" {")
-            if shown.split()[0] not in kinds:
-                continue
-            findings.append(
-                Finding(
-                    _rel(file.path, stack.root),
-                    _line_of(text, match.start()),
-                    stack.rel,
-                    "hand-written-backend",
-                    f"a hand-written {shown} block: tfrun writes the stack's backend "
-                    "(backend.tf) from the state settings in tfrun.hcl, and terraform "
-                    "accepts only one. Delete this block; to keep state elsewhere, set "
-                    "'key' in stack.hcl or 'state' in tfrun.hcl.",
+        for block in file.terraform:
+            for backend in block.backends:
+                shown = f'backend "{backend.type}"' if backend.type is not None else backend.kind
+                findings.append(
+                    Finding(
+                        _rel(file.path, stack.root),
+                        backend.line,
+                        stack.rel,
+                        "hand-written-backend",
+                        f"a hand-written {shown} block: tfrun writes the stack's backend "
+                        "(backend.tf) from the state settings in tfrun.hcl, and terraform "
+                        "accepts only one. Delete this block; to keep state elsewhere, set "
+                        "'key' in stack.hcl or 'state' in tfrun.hcl.",
+                    )
                 )
-            )
     return findings
 
 

@@ -1,9 +1,8 @@
 """The one place that starts processes.
 
-Three shapes: `run` captures output (short helper commands), `run_foreground` hands the
-terminal to the child (the single-stack wrapper), `spawn_detached` leaves a daemon running
-(the sandbox). The concurrent runner uses `run_in_group` so each terraform gets its own
-process group and can be sent exactly one SIGINT.
+Three shapes: `run` captures output (short helper commands), `spawn_detached` leaves a daemon
+running (the sandbox), and `run_in_group` runs terraform for the runner: in a process group of
+its own with output to a log, or, for one stack in the foreground, with the terminal.
 """
 
 from __future__ import annotations
@@ -13,8 +12,8 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -68,56 +67,6 @@ def run(
     return Outcome(completed.returncode, completed.stdout, completed.stderr)
 
 
-@contextmanager
-def _sigint_deferred() -> Iterator[list[int]]:
-    """While a foreground child runs, Ctrl-C is the child's to handle (terraform releases its
-    state lock on SIGINT); tfrun only remembers that it happened."""
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
-    try:
-        yield received
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def run_foreground(
-    argv: Sequence[str],
-    cwd: Path,
-    env: Mapping[str, str] | None = None,
-    *,
-    stdout: IO[str] | None = None,
-) -> int:
-    """Run with the terminal attached; returns the exit code, or 130 after a Ctrl-C."""
-    executable = resolve_executable(argv[0])
-    if stdout is not None:
-        stdout.flush()
-    with _sigint_deferred() as interrupted:
-        child = subprocess.Popen([executable, *argv[1:]], cwd=cwd, env=_environ(env), stdout=stdout)
-        while True:
-            try:
-                returncode = child.wait()
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                continue
-    return 130 if interrupted else returncode
-
-
-def run_to_file(
-    argv: Sequence[str], cwd: Path, log: IO[bytes], env: Mapping[str, str] | None = None
-) -> int:
-    """Run with stdout and stderr appended to `log`; returns the exit code."""
-    executable = resolve_executable(argv[0])
-    return subprocess.run(
-        [executable, *argv[1:]],
-        cwd=cwd,
-        env=_environ(env),
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        check=False,
-    ).returncode
-
-
 def spawn_detached(
     argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
 ) -> int:
@@ -136,24 +85,6 @@ def spawn_detached(
     return child.pid
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def terminate(pid: int) -> None:
-    """Stop a process we started detached, politely first."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-
-
 # --- Process groups, for the concurrent runner --------------------------------------------
 #
 # Each terraform the runner starts leads its own process group (a new session), so that:
@@ -165,13 +96,21 @@ def terminate(pid: int) -> None:
 @dataclass(frozen=True)
 class Launch:
     """One command of the runner: stdout and stderr appended to `log`, unless `stdout` names
-    a file of its own (machine output such as `terraform show -json`)."""
+    a file of its own (machine output such as `terraform show -json`).
+
+    `terminal`: the child keeps tfrun's terminal and process group instead (one stack in the
+    foreground: terraform may prompt, colours its output, and gets the terminal's Ctrl-C
+    itself); nothing goes to `log`. `echo`: the log's bytes are also copied there as they
+    come (the foreground's init, shown on stderr and kept for the retry's diagnosis).
+    """
 
     argv: tuple[str, ...]
     cwd: Path
     env: Mapping[str, str]
     log: Path
     stdout: Path | None = None
+    terminal: bool = False
+    echo: IO[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +135,9 @@ class ProcessGroups:
     def __init__(self) -> None:
         self._sent: dict[int, set[int]] = {}
         self._level: signal.Signals | None = None
+        # Children in tfrun's own process group (the terminal's): signalled one by one, and
+        # the terminal already gives them its Ctrl-C.
+        self._shared: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._sent)
@@ -206,7 +148,10 @@ class ProcessGroups:
             return False
         sent.add(signum)
         try:
-            os.killpg(pgid, signum)
+            if pgid in self._shared:
+                os.kill(pgid, signum)
+            else:
+                os.killpg(pgid, signum)
         except ProcessLookupError:
             return False
         return True
@@ -217,51 +162,75 @@ class ProcessGroups:
         self._level = signum
         return sum(self.send(pgid, signum) for pgid in list(self._sent))
 
-    def add(self, pgid: int) -> None:
-        self._sent[pgid] = set()
+    def add(self, pgid: int, *, terminal: bool = False) -> None:
+        """`terminal`: `pgid` is a child in tfrun's own group, which the terminal's Ctrl-C
+        reaches directly, so tfrun never sends it the first SIGINT itself (a second one makes
+        terraform abandon its state lock)."""
+        self._sent[pgid] = {signal.SIGINT} if terminal else set()
+        if terminal:
+            self._shared.add(pgid)
         if self._level is not None:
             self.send(pgid, self._level)
 
     def discard(self, pgid: int) -> bool:
         """Forget a group whose leader exited; True when tfrun had signalled it."""
-        return bool(self._sent.pop(pgid, None))
+        terminal = pgid in self._shared
+        self._shared.discard(pgid)
+        sent = self._sent.pop(pgid, None) or set()
+        return bool(sent - ({signal.SIGINT} if terminal else set()))
 
 
 async def run_in_group(launch: Launch, groups: ProcessGroups, *, grace_s: float = 10.0) -> Exited:
-    """Run a command in its own process group and wait for it.
+    """Run a command and wait for it; in its own process group unless `launch.terminal`.
 
-    However this returns (the command exits, the caller is cancelled, tfrun fails), the group
-    is gone afterwards: a child still running gets SIGINT, SIGTERM, then SIGKILL, `grace_s`
-    apart, and whatever the leader left behind in its group is killed.
+    However this returns (the command exits, the caller is cancelled, tfrun fails), the child
+    is gone afterwards: one still running gets SIGINT, SIGTERM, then SIGKILL, `grace_s` apart,
+    and whatever the leader left behind in its own group is killed.
     """
     executable = resolve_executable(launch.argv[0])
     with ExitStack() as files:
         log = files.enter_context(launch.log.open("ab"))
-        out = files.enter_context(launch.stdout.open("wb")) if launch.stdout else log
+        out: IO[bytes] | int | None = log
+        if launch.stdout:
+            out = files.enter_context(launch.stdout.open("wb"))
+        elif launch.echo is not None:
+            out = subprocess.PIPE
         start = time.monotonic()
         # Shielded: a cancellation between fork and registration would leave a child no one
         # knows about.
         with anyio.CancelScope(shield=True):
             child = await anyio.open_process(
                 [executable, *launch.argv[1:]],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=log,
+                stdin=None if launch.terminal else subprocess.DEVNULL,
+                stdout=None if launch.terminal else out,
+                stderr=None
+                if launch.terminal
+                else (subprocess.STDOUT if out is subprocess.PIPE else log),
                 cwd=launch.cwd,
                 env=_environ(launch.env),
-                start_new_session=True,
+                start_new_session=not launch.terminal,
             )
-            groups.add(child.pid)
+            groups.add(child.pid, terminal=launch.terminal)
         try:
+            if child.stdout is not None and launch.echo is not None:
+                await _copy(child.stdout, (log, launch.echo))
             returncode = await child.wait()
         finally:
             with anyio.CancelScope(shield=True):
                 if child.returncode is None:
                     await _stop(child, groups, grace_s)
                 signalled = groups.discard(child.pid)
-                _kill_leftovers(child.pid)
+                if not launch.terminal:
+                    _kill_leftovers(child.pid)
                 await child.aclose()
         return Exited(returncode, start, time.monotonic(), signalled)
+
+
+async def _copy(source: anyio.abc.ByteReceiveStream, targets: Sequence[IO[bytes]]) -> None:
+    async for chunk in source:
+        for target in targets:
+            target.write(chunk)
+            target.flush()
 
 
 async def _stop(child: anyio.abc.Process, groups: ProcessGroups, grace_s: float) -> None:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tfrun import safety
 from tfrun.discovery import Stack
 from tfrun.errors import RefusedError
+from tfrun.tfargs import Effect, Operation
 
 RULE = "protected-recreate-needs-allow-recreate"
 FLAG = "--allow-recreate"
@@ -177,9 +177,7 @@ ShowPlan = Callable[[Stack, Path], Any]
 
 def guard(
     stacks: Sequence[Stack],
-    command: str,
-    args: Sequence[str],
-    environ: Mapping[str, str],
+    operation: Operation,
     *,
     allow_recreate: bool,
     show_plan: ShowPlan,
@@ -195,9 +193,8 @@ def guard(
     """
     if allow_recreate:
         return []
-    operation = safety.classify(command, args, environ)
     # With -chdir the plan is not where tfrun would look; the safety rules refuse that anyway.
-    if operation.kind is not safety.Kind.APPLY_SAVED_PLAN or operation.chdir is not None:
+    if operation.effect is not Effect.APPLY_SAVED_PLAN or operation.chdir is not None:
         return []
     assert operation.plan_file is not None
     found: list[tuple[Stack, str, Sequence[Rename]]] = []

@@ -1,5 +1,5 @@
 """What a run produced: one `Result` per stack, the events the display follows, the machine
-report of DESIGN §5 and the exit code of DESIGN §8.
+report (`--json`, its shape in README.md) and the exit code.
 
 A `Result` is made at one point per stack, through the named constructors, so every way a
 stack can end is listed here and nowhere else.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,7 @@ class RunReport:
 
 
 def exit_code(report: RunReport, *, detailed_exitcode: bool = False) -> ExitCode:
-    """DESIGN §8 as a reduction over the results, most serious first.
+    """The exit code (README.md's table) as a reduction over the results, most serious first.
 
     An interrupt wins (the run is incomplete whatever else happened); then a failure; then a
     refusal (a CI job must tell "needs a manual job" from "broke"); changes count only when
@@ -212,13 +212,3 @@ class Notice:
 
 Event = Started | Progress | Finished | Notice
 Sink = Callable[[Event], None]
-
-
-@dataclass
-class Recorder:
-    """A sink that keeps the events, for tests and the benchmark."""
-
-    events: list[Event] = field(default_factory=list)
-
-    def __call__(self, event: Event) -> None:
-        self.events.append(event)

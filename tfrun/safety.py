@@ -1,28 +1,23 @@
-"""The safety rules of DESIGN §7: what may run on a protected environment, and from where.
+"""The safety rules: what may run on a protected environment, and from where
+(docs/safety.md).
 
-Pure decisions. `check` takes the selected stacks, the terraform command line and the
-environment variables, and either raises `Refusal` (exit 3) or returns the confirmations the
-CLI must ask for. Nothing here prints, prompts or starts a process: reading a saved plan is a
-callable the caller injects.
-
-`classify` reads a command line the way terraform does (mitchellh/cli picks the command, Go's
-flag package the flags, `TF_CLI_ARGS` and `TF_CLI_ARGS_<command>` are merged in after the
-command) and, wherever that reading is uncertain, errs towards "destructive": a false refusal
-costs a person a minute, a false pass can cost production.
+Pure decisions. `check` takes the selected stacks, the classified command line
+(`tfargs.Operation`) and the environment variables, and either raises `Refusal` (exit 3) or
+returns the confirmations the CLI must ask for. Nothing here prints, prompts or starts a
+process: reading a saved plan is a callable the caller injects.
 """
 
 from __future__ import annotations
 
-import re
-import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from tfrun.discovery import Stack
 from tfrun.errors import RefusedError
+from tfrun.tfargs import Effect, Operation
 
 # --- Where tfrun runs --------------------------------------------------------------------
 
@@ -93,261 +88,6 @@ def detect_ci(environ: Mapping[str, str]) -> CIContext | None:
             return CIContext(provider, manual=event == _GITHUB_BY_HAND, event=event)
         return CIContext(provider)
     return None
-
-
-# --- What a terraform command line does ----------------------------------------------------
-
-
-class Kind(StrEnum):
-    READ_ONLY = "read-only"  # changes neither infrastructure nor state
-    PLAN_DESTROY = "plan-destroy"  # read-only, but applying the saved plan would destroy
-    APPLY = "apply"  # changes infrastructure or state, removes nothing by itself
-    APPLY_SAVED_PLAN = "apply-saved-plan"  # what it does is in the plan file
-    DESTROY = "destroy"  # destroys or recreates resources, drops or overwrites state, unlocks
-
-
-@dataclass(frozen=True)
-class Operation:
-    kind: Kind
-    command: str  # as terraform resolves it: "apply", "state rm"; "" when there is none
-    description: str  # for messages: "apply -destroy (from TF_CLI_ARGS_apply)"
-    argv: tuple[str, ...]  # what terraform will see, TF_CLI_ARGS merged in
-    plan_file: str | None = None  # apply's saved plan, relative to the stack's folder
-    chdir: str | None = None
-
-    @property
-    def writes(self) -> bool:
-        return self.kind not in (Kind.READ_ONLY, Kind.PLAN_DESTROY)
-
-
-_READ_ONLY_COMMANDS = frozenset(
-    {
-        "",  # no command: terraform prints its help
-        "console", "fmt", "get", "graph", "init", "login", "logout", "modules", "output",
-        "plan", "query", "show", "validate", "version",
-        "metadata", "metadata functions",
-        "providers", "providers lock", "providers mirror", "providers schema",
-        "state", "state list", "state pull", "state show", "state identities",
-        "workspace", "workspace list", "workspace select", "workspace show",
-        "env", "env list", "env select",  # `env`: the deprecated name of `workspace`
-    }
-)  # fmt: skip
-# `test` applies and destroys real resources (its own, in the stack's account); `import`,
-# `refresh`, `untaint` and `replace-provider` write state; `workspace new` creates one.
-_APPLY_COMMANDS = frozenset(
-    {"apply", "import", "refresh", "test", "untaint", "workspace new", "env new",
-     "state replace-provider", "state mv"}
-)  # fmt: skip
-# `taint` is `apply -replace` in two steps; `force-unlock` lets two writers corrupt the state.
-_DESTROY_COMMANDS = frozenset(
-    {"destroy", "force-unlock", "state push", "state rm", "taint", "workspace delete",
-     "env delete"}
-)  # fmt: skip
-_KNOWN_COMMANDS = _READ_ONLY_COMMANDS | _APPLY_COMMANDS | _DESTROY_COMMANDS
-
-# Flags of any terraform command that take a value; Go's flag package then reads the next
-# argument as that value. Unknown flags are read as booleans, which never hides a positional.
-_VALUE_FLAGS = frozenset(
-    {"backend-config", "backup", "chdir", "cloud-run", "config", "exclude", "filter",
-     "from-module", "fs-mirror", "generate-config-out", "lock-timeout", "lockfile",
-     "module-depth", "net-mirror", "out", "parallelism", "plan", "platform", "plugin-dir",
-     "provider", "replace", "state", "state-out", "target", "test-directory", "type", "var",
-     "var-file"}
-)  # fmt: skip
-_BOOL_FLAGS = frozenset(
-    {"allow-missing", "auto-approve", "backend", "check", "compact-warnings", "destroy",
-     "detailed-exitcode", "diff", "draw-cycles", "dry-run", "enable-plugin-cache", "force",
-     "force-copy", "get", "ignore-remote-version", "input", "json", "list", "lock",
-     "migrate-state", "no-color", "or-create", "raw", "recursive", "reconfigure", "refresh",
-     "refresh-only", "upgrade", "verbose", "write"}
-)  # fmt: skip
-# Go's strconv.ParseBool.
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-_FLAG = re.compile(r"-+(?P<name>[^=]+)(?:=(?P<value>.*))?", re.DOTALL)
-
-# One argument and the variable it came from (None: the command line itself).
-_Arg = tuple[str, str | None]
-
-
-def _split(argv: Sequence[str]) -> tuple[int, str, int]:
-    """Where the command starts, what it is, and where its arguments start (mitchellh/cli)."""
-    for i, arg in enumerate(argv):
-        if arg == "--":
-            return i, "", i
-        if arg == "" or arg.startswith("-"):
-            continue
-        words: list[str] = []
-        for word in argv[i:]:
-            if word == "" or word.startswith("-") or " " in word:
-                break
-            words.append(word)
-        for n in range(len(words), 0, -1):
-            if " ".join(words[:n]) in _KNOWN_COMMANDS:
-                return i, " ".join(words[:n]), i + n
-        return i, arg, i + 1  # unknown to tfrun; terraform may know it
-    return len(argv), "", len(argv)
-
-
-def _merge_env_args(
-    argv: list[_Arg], command: str, environ: Mapping[str, str]
-) -> tuple[list[_Arg], str | None]:
-    """terraform's mergeEnvArgs: each variable's words go right after the command's last word
-    (or first of all when there is no command), so they can turn `state` into `state rm` or an
-    empty command line into `destroy`. Also the first variable that could not be parsed."""
-    unreadable = None
-    suffix = command.replace("-", "_").replace(" ", "_")
-    search = command.rsplit(" ", 1)[-1]
-    for name in ("TF_CLI_ARGS", f"TF_CLI_ARGS_{suffix}"):
-        value = environ.get(name, "")
-        if not value:
-            continue
-        try:
-            extra = shlex.split(value)
-        except ValueError:
-            extra = value.split()
-            unreadable = unreadable or name
-        at = next((i + 1 for i, (text, _) in enumerate(argv) if text == search), 0)
-        argv = [*argv[:at], *((word, name) for word in extra), *argv[at:]]
-    return argv, unreadable
-
-
-def _parse_bool(value: str | None) -> bool | None:
-    """A Go boolean flag's value: bare means true; None when Go would reject it."""
-    if value is None or value in _TRUE:
-        return True
-    return False if value in _FALSE else None
-
-
-def _occurrences(argv: Sequence[_Arg], name: str) -> list[tuple[str | None, str | None]]:
-    """Every `-name`/`--name[=value]` anywhere, as (value, origin): terraform stops reading
-    flags at the first positional, but counting later ones too can only refuse more."""
-    found: list[tuple[str | None, str | None]] = []
-    for text, origin in argv:
-        match = _FLAG.fullmatch(text)
-        if match and match["name"] == name:
-            found.append((match["value"], origin))
-    return found
-
-
-def _switched_on(argv: Sequence[_Arg], name: str) -> tuple[bool, str | None]:
-    """Whether any occurrence of a boolean flag is on (or unreadable), and where it came from.
-    Go lets the last one win; counting any one on is stricter and can't be talked out of."""
-    for value, origin in _occurrences(argv, name):
-        if _parse_bool(value) is not False:
-            return True, origin
-    return False, None
-
-
-def _go_flags(args: Sequence[str]) -> tuple[dict[str, list[str | None]], list[str], bool]:
-    """Go's flag package: (flags with their values, positionals, whether every flag is known)."""
-    flags: dict[str, list[str | None]] = {}
-    known = True
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            return flags, list(args[i + 1 :]), known
-        match = _FLAG.fullmatch(arg)
-        if not match:
-            return flags, list(args[i:]), known
-        name, value = match["name"], match["value"]
-        if value is None and name in _VALUE_FLAGS and i + 1 < len(args):
-            i += 1
-            value = args[i]
-        known = known and name in (_VALUE_FLAGS | _BOOL_FLAGS)
-        flags.setdefault(name, []).append(value)
-        i += 1
-    return flags, [], known
-
-
-def _from(origin: str | None) -> str:
-    return f" (from {origin})" if origin else ""
-
-
-def _classify_command(command: str, argv: Sequence[_Arg], args: Sequence[str]) -> Operation:
-    """`argv` is everything terraform sees, `args` the command's own arguments."""
-
-    def op(kind: Kind, description: str, plan_file: str | None = None) -> Operation:
-        texts = tuple(text for text, _ in argv)
-        return Operation(kind, command, description, texts, plan_file)
-
-    destroy, destroy_from = _switched_on(argv, "destroy")
-    replacing = _occurrences(argv, "replace")
-    if command == "plan":
-        if destroy:
-            return op(Kind.PLAN_DESTROY, "plan -destroy" + _from(destroy_from))
-        if replacing:
-            return op(Kind.PLAN_DESTROY, "plan -replace" + _from(replacing[0][1]))
-        return op(Kind.READ_ONLY, "plan")
-    if command in _KNOWN_COMMANDS - _READ_ONLY_COMMANDS:
-        if destroy:
-            return op(Kind.DESTROY, f"{command} -destroy" + _from(destroy_from))
-        if replacing:
-            return op(Kind.DESTROY, f"{command} -replace" + _from(replacing[0][1]))
-    if command == "init":
-        for flag in ("migrate-state", "force-copy"):
-            on, origin = _switched_on(argv, flag)
-            if on:
-                return op(Kind.DESTROY, f"init -{flag}" + _from(origin))
-        return op(Kind.READ_ONLY, "init")
-    if command in ("workspace select", "env select"):
-        on, origin = _switched_on(argv, "or-create")
-        if on:
-            return op(Kind.APPLY, f"{command} -or-create" + _from(origin))
-    if command in ("state rm", "state mv"):
-        flags, _, known = _go_flags(args)
-        dry_runs = flags.get("dry-run", [])
-        if known and dry_runs and all(_parse_bool(v) is True for v in dry_runs):
-            return op(Kind.READ_ONLY, f"{command} -dry-run")
-        elsewhere = _occurrences(argv, "state-out") or _occurrences(argv, "state")
-        if command == "state mv" and elsewhere:
-            # Out of this stack's state into a file: as good as `state rm` for the stack.
-            return op(Kind.DESTROY, "state mv to another state file" + _from(elsewhere[0][1]))
-        if command == "state mv":
-            return op(Kind.APPLY, "state mv within the stack's state")
-    if command == "apply":
-        _, positionals, _ = _go_flags(args)
-        if len(positionals) == 1:
-            return op(Kind.APPLY_SAVED_PLAN, "apply of a saved plan", positionals[0])
-        if positionals:
-            # terraform refuses this itself; if it is a flag tfrun does not know, be careful.
-            extra = " ".join(positionals)
-            return op(Kind.DESTROY, f"apply with arguments tfrun cannot read ({extra})")
-    if command in _DESTROY_COMMANDS:
-        return op(Kind.DESTROY, command)
-    if command in _APPLY_COMMANDS:
-        return op(Kind.APPLY, command)
-    if command in _READ_ONLY_COMMANDS:
-        return op(Kind.READ_ONLY, command or "terraform with no command")
-    # A newer terraform's command, or a typo: unknown is treated as the worst case.
-    return op(Kind.DESTROY, f"the terraform command '{command}', which tfrun does not know")
-
-
-def _chdir(flags: Sequence[str]) -> str | None:
-    for flag in flags:
-        match = _FLAG.fullmatch(flag)
-        if match and match["name"] == "chdir":
-            return match["value"] or ""
-    return None
-
-
-def classify(command: str, args: Sequence[str], environ: Mapping[str, str]) -> Operation:
-    """What terraform will do with `terraform <command> <args>` under `environ`.
-
-    `command` may be empty and `args` may start with global flags (`-chdir=...`); `args` is
-    everything tfrun passes on, including what came after `--`.
-    """
-    given: list[_Arg] = [(word, None) for word in (*command.split(), *args)]
-    _, original, _ = _split([text for text, _ in given])
-    argv, unreadable = _merge_env_args(given, original, environ)
-    texts = [text for text, _ in argv]
-    start, resolved, args_start = _split(texts)
-    operation = _classify_command(resolved, argv, texts[args_start:])
-    if unreadable and operation.kind is not Kind.DESTROY:
-        description = f"{operation.description} with a {unreadable} that tfrun cannot parse"
-        operation = replace(operation, kind=Kind.DESTROY, description=description)
-    return replace(operation, chdir=_chdir(texts[:start]))
 
 
 # --- Saved plans ------------------------------------------------------------------------------
@@ -521,9 +261,9 @@ def _removal_note(summary: PlanSummary | None) -> str | None:
 def _destroying(
     protected: Sequence[Stack], operation: Operation, inspect_plan: PlanInspector | None
 ) -> list[tuple[Stack, str | None]]:
-    if operation.kind is Kind.DESTROY:
+    if operation.effect is Effect.DESTROY:
         return [(stack, None) for stack in protected]
-    if operation.kind is not Kind.APPLY_SAVED_PLAN:
+    if operation.effect is not Effect.APPLY_SAVED_PLAN:
         return []
     assert operation.plan_file is not None
     found: list[tuple[Stack, str | None]] = []
@@ -537,20 +277,18 @@ def _destroying(
 
 def check(
     stacks: Sequence[Stack],
-    command: str,
-    args: Sequence[str],
+    operation: Operation,
     environ: Mapping[str, str],
     *,
-    interactive: bool,
+    can_ask: bool,
     inspect_plan: PlanInspector | None = None,
 ) -> list[Confirmation]:
     """Refuse (raise `Refusal`) or return the confirmations to ask before anything runs.
 
-    `stacks` is the whole selection of the run; `args` everything tfrun passes to terraform
-    after the command; `interactive` whether a person can answer on a terminal. `--yes` is
-    deliberately not a parameter.
+    `stacks` is the whole selection of the run; `operation` its classified command line;
+    `can_ask` whether a person is at a terminal to answer. `--yes` is deliberately not a
+    parameter.
     """
-    operation = classify(command, args, environ)
     if not operation.writes:
         return []
     if operation.chdir is not None:
@@ -571,7 +309,7 @@ def check(
     if destroying:
         description = (
             "applying a saved plan that destroys resources"
-            if operation.kind is Kind.APPLY_SAVED_PLAN
+            if operation.effect is Effect.APPLY_SAVED_PLAN
             else operation.description
         )
         raise Refusal(rule, description, destroying, len(stacks))
@@ -581,7 +319,7 @@ def check(
     if forbidden:
         refused = [(stack, None) for stack in forbidden]
         raise Refusal(_LAPTOP_APPLY_OFF, operation.description, refused, len(stacks))
-    if not interactive:
+    if not can_ask:
         refused = [(stack, None) for stack in protected]
         raise Refusal(_NO_TERMINAL, operation.description, refused, len(stacks))
     by_env: dict[str, list[str]] = {}

@@ -36,6 +36,11 @@ def can_ask() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
+def live_board() -> bool:
+    """Whether a run's progress can be drawn as a live board (stderr is a terminal)."""
+    return sys.stderr.isatty()
+
+
 def ask(prompt: str) -> str:
     """One line typed by the person at the terminal; empty at end of input."""
     stderr.print(Text(prompt), end=" ")
@@ -105,15 +110,38 @@ def _note(result: Result) -> str:
     return "; ".join(notes)
 
 
+class ForegroundDisplay:
+    """One stack in the foreground: terraform has the terminal, so tfrun says only what
+    terraform cannot (init starting, a lock waited for, why tfrun itself stopped the stack)."""
+
+    def __enter__(self) -> ForegroundDisplay:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Notice) and event.node:
+            info(f"{event.node}: {event.text}.")
+
+    def summary(self, report: RunReport) -> None:
+        for node, result in report.results.items():
+            # terraform printed its own errors for its command; the rest are tfrun's to tell.
+            own = result.exit_code is not None and not result.reason.startswith(
+                "terraform init failed"
+            )
+            if result.status in (Status.FAILED, Status.REFUSED) and not own:
+                where = f" (log: {result.log})" if result.log is not None else ""
+                error(f"{node}: {result.reason}{where}")
+
+
 class RunDisplay:
     """The sink of a run's events, and the summary at its end."""
 
-    def __init__(
-        self, nodes: Sequence[str], command: str, interactive: bool, run_dir: Path
-    ) -> None:
+    def __init__(self, nodes: Sequence[str], command: str, live: bool, run_dir: Path) -> None:
         self.nodes = list(nodes)
         self.command = command
-        self.interactive = interactive
+        self.live = live
         self.run_dir = run_dir
         # The board renders from rich's refresh thread while events arrive on the event loop.
         self._lock = threading.Lock()
@@ -123,7 +151,7 @@ class RunDisplay:
         self._live: Live | None = None
 
     def __enter__(self) -> RunDisplay:
-        if self.interactive:
+        if self.live:
             self._live = Live(self, console=stderr, refresh_per_second=4, transient=True)
             self._live.start()
         return self
@@ -154,7 +182,7 @@ class RunDisplay:
                 self._results[event.node] = event.result
         if isinstance(event, Notice):
             info(f"{event.node}: {event.text}" if event.node else event.text)
-        elif isinstance(event, Finished) and not self.interactive:
+        elif isinstance(event, Finished) and not self.live:
             self._block(event.node, event.result)
 
     def _block(self, node: str, result: Result) -> None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tfrun import graph, lint, scan, terraform, ui
-from tfrun.discovery import GENERATED_NAMES, Repository, Stack
+from tfrun import lint, scan, ui
+from tfrun.discovery import GENERATED_NAMES, Stack
 from tfrun.errors import ConfigError, ExitCode
-from tfrun.generate import SIGNATURE
-from tfrun.lint import SourceFile
+from tfrun.workspace import Workspace
 
 FORMATS = ("text", "json")
 
@@ -25,20 +24,6 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read this file ({exc}).") from None
-
-
-def _tf_files(folder: Path) -> list[SourceFile]:
-    return [SourceFile(p, _read(p)) for p in sorted(folder.glob("*.tf")) if p.is_file()]
-
-
-def _own_files(stack: Stack) -> list[SourceFile]:
-    """The stack's .tf files, except those tfrun generated (a person's file of a generated
-    name is the stack's own, and the rules look at it)."""
-    return [
-        f
-        for f in _tf_files(stack.path)
-        if not (f.path.name in GENERATED_NAMES and f.text.startswith(SIGNATURE))
-    ]
 
 
 def _on_disk(stack: Stack) -> dict[str, str]:
@@ -52,25 +37,19 @@ def _on_disk(stack: Stack) -> dict[str, str]:
 
 def findings(path: Path) -> tuple[list[lint.Finding], list[Stack]]:
     """The findings about the stacks at or below `path`, and those stacks."""
-    repo = Repository.containing(path)
-    start = path.resolve()
-    if repo.root not in (start, *start.parents):
-        start = repo.root  # from the repository's top, as CI jobs run it
-    everything = repo.stacks()
-    chosen = [s for s in everything if s.path == start or start in s.path.parents]
-    if not chosen:
-        raise ConfigError(f"{start}: no stacks here or below.")
-    facts = scan.scan(repo.root, everything)
-    # The graph spans the whole repository: a state key or a cycle can involve any stack.
-    whole = graph.build(everything, facts)
+    workspace = Workspace.load(path)
+    chosen = workspace.under(path)
+    facts = workspace.facts
     module_dirs = sorted({m for s in chosen for m in facts[s.rel].modules})
+    # What the .tf files of the stacks (bar those tfrun generated) and of their modules say.
+    settings = scan.file_settings(workspace.root, [*(s.path for s in chosen), *module_dirs])
     inputs = lint.Inputs(
-        root=repo.root,
-        graph=whole,
+        root=workspace.root,
+        graph=workspace.graph,
         facts=facts,
-        sources={s.rel: _own_files(s) for s in chosen},
-        modules={m: _tf_files(m) for m in module_dirs},
-        generated={s.rel: terraform.render(repo, s) for s in chosen},
+        sources={s.rel: settings[s.path] for s in chosen},
+        modules={m: settings[m] for m in module_dirs},
+        generated={s.rel: workspace.render(s) for s in chosen},
         on_disk={s.rel: _on_disk(s) for s in chosen},
     )
     return lint.check(inputs, {s.rel for s in chosen}), chosen

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfrun import generate, terraform, ui
-from tfrun.discovery import Repository
-from tfrun.errors import ConfigError, ExitCode
+from tfrun import generate, ui
+from tfrun.errors import ExitCode
+from tfrun.workspace import Workspace
 
 
 def run(path: Path, *, check: bool) -> int:
-    repo = Repository.containing(path)
-    stacks = repo.stacks(path)
-    if not stacks:
-        raise ConfigError(f"{path.resolve()}: no stacks here or below.")
+    workspace = Workspace.load(path)
+    stacks = workspace.under(path)
     if check:
-        stale = [(stack, generate.diff(stack, terraform.render(repo, stack))) for stack in stacks]
+        stale = [(stack, generate.diff(stack, workspace.render(stack))) for stack in stacks]
         stale = [(stack, text) for stack, text in stale if text]
         for _stack, text in stale:
             ui.out(text)
@@ -28,9 +26,9 @@ def run(path: Path, *, check: bool) -> int:
             return int(ExitCode.STACK_FAILED)
         ui.info(f"generated files are current in {len(stacks)} stacks.")
         return 0
-    generate.ensure_gitignore(repo.root)
+    generate.ensure_gitignore(workspace.root)
     written = 0
     for stack in stacks:
-        written += len(generate.write(stack, terraform.render(repo, stack)))
+        written += len(generate.write(stack, workspace.render(stack)))
     ui.info(f"{written} files written in {len(stacks)} stacks.")
     return 0

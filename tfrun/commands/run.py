@@ -1,43 +1,45 @@
-"""A terraform command through tfrun: in one stack (the terminal is terraform's), or in many
-(the runner schedules them)."""
+"""A terraform command through tfrun, in one stack or many:
+
+select the stacks → resolve terraform → classify the command line once → rename guard and
+safety rules → approval → the runner (one stack in the foreground, or many in order)
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfrun import generate, process, recreate, safety, scan, terraform, ui
+from tfrun import generate, process, recreate, safety, tfargs, ui
 from tfrun import graph as graphs
-from tfrun.cli import RunArgs
-from tfrun.discovery import Repository, Stack, is_stack_dir
+from tfrun.commands.run_args import RunArgs
+from tfrun.discovery import Stack, is_stack_dir
 from tfrun.errors import ConfigError, RefusedError, UsageError
-
-# Commands that change infrastructure and so need an approval.
-APPROVAL_COMMANDS = frozenset({"apply", "destroy"})
+from tfrun.run import engine
+from tfrun.terraform import Terraform, render, resolve
+from tfrun.workspace import Workspace
 
 
 @dataclass(frozen=True)
 class Selection:
-    stacks: list[Stack]
-    graph: graphs.Graph | None  # built for runs over many stacks only
+    stacks: list[Stack]  # in the order they may run
+    waits: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # One stack a person named directly: terraform keeps the terminal.
+    foreground: bool = False
+    warnings: tuple[str, ...] = ()
 
 
-def select_stacks(repo: Repository, args: RunArgs) -> Selection:
-    start = (args.path or Path.cwd()).resolve()
-    if args.path is None and repo.root not in (start, *start.parents):
-        start = repo.root  # run from above the live root, e.g. the repository's top in CI
+def select_stacks(workspace: Workspace, args: RunArgs) -> Selection:
+    start = workspace.start(args.path)
     selecting = bool(
         args.env or args.region or args.include or args.exclude or args.with_dependencies
     )
-    if not args.run_all and not selecting and is_stack_dir(start) and start != repo.root:
-        return Selection([repo.stack(start)], None)
-    # The whole repository, even for a part of it: a state key can name any stack.
-    every = repo.stacks()
-    whole = graphs.build(every, scan.scan(repo.root, every))
+    if not args.run_all and not selecting and is_stack_dir(start) and start != workspace.root:
+        # One stack: no need to read the rest of the repository's .tf files.
+        return Selection([workspace.repo.stack(start)], foreground=True)
+    whole = workspace.graph
     stacks = graphs.select(
         whole,
         [start],
@@ -52,130 +54,129 @@ def select_stacks(repo: Repository, args: RunArgs) -> Selection:
             f"{start}: no stacks here or below"
             + (" match the --env/--region/--include/--exclude given." if selecting else ".")
         )
-    return Selection(graphs.order(whole, stacks), whole)
+    ordered = graphs.order(whole, stacks)
+    selected = {stack.rel for stack in ordered}
+    warnings = tuple(
+        f"{finding.stack}: {finding.message}"
+        for finding in whole.unresolved
+        if finding.stack in selected
+    )
+    return Selection(ordered, graphs.waits_for(whole, ordered), warnings=warnings)
 
 
-def _show_plan(binary: str, environ: dict[str, str]) -> recreate.ShowPlan:
-    """`terraform show -json PLAN` in the stack's folder, parsed; None when it can't be read."""
+class SavedPlans:
+    """`terraform show -json` of the saved plans a run applies, each read once: the rename
+    guard and the safety rules look at the same plan."""
 
-    def show(stack: Stack, plan: Path) -> Any:
-        shown = process.run([binary, "show", "-json", str(plan)], stack.path, environ)
-        if shown.returncode != 0:
-            return None
-        try:
-            return json.loads(shown.stdout)
-        except ValueError:
-            return None
+    def __init__(self, terraform: Terraform) -> None:
+        self._terraform = terraform
+        self._shown: dict[Path, Any] = {}
 
-    return show
+    def show(self, stack: Stack, plan: Path) -> Any:
+        """The parsed plan; None when it cannot be read (yet: show needs an initialised stack)."""
+        if plan not in self._shown:
+            argv = [self._terraform.binary, "show", "-json", str(plan)]
+            shown = process.run(argv, stack.path, self._terraform.env)
+            try:
+                parsed = json.loads(shown.stdout) if shown.returncode == 0 else None
+            except ValueError:
+                parsed = None
+            if parsed is None:
+                return None  # asked again after init
+            self._shown[plan] = parsed
+        return self._shown[plan]
 
-
-def _inspect_plan(binary: str, environ: dict[str, str]) -> safety.PlanInspector:
-    show = _show_plan(binary, environ)
-
-    def inspect(stack: Stack, plan: Path) -> safety.PlanSummary | None:
-        shown = show(stack, plan)
+    def summary(self, stack: Stack, plan: Path) -> safety.PlanSummary | None:
+        shown = self.show(stack, plan)
         return None if shown is None else safety.summarise_plan(shown)
 
-    return inspect
 
-
-def guard(stacks: list[Stack], args: RunArgs, binary: str, environ: dict[str, str]) -> None:
-    """The safety rules, before any file is written or terraform starts (DESIGN §7)."""
-    confirmations = safety.check(
-        stacks,
-        args.command,
-        args.tf_args,
-        os.environ,
-        interactive=ui.can_ask(),
-        inspect_plan=_inspect_plan(binary, environ),
-    )
+def approve(selection: Selection, args: RunArgs, confirmations: list[safety.Confirmation]) -> bool:
+    """Ask what a person must answer before anything runs; whether terraform is to apply or
+    destroy without asking again. "No" to any question is a refusal (exit 3)."""
     for confirmation in confirmations:
         if not confirmation.accepts(ui.ask(confirmation.prompt)):
             raise RefusedError(
                 f"{', '.join(confirmation.stacks)}: the answer was not '{confirmation.env}', "
                 "so nothing ran."
             )
-
-
-def run(args: RunArgs) -> int:
-    repo = Repository.containing(args.path or Path.cwd())
-    selection = select_stacks(repo, args)
-    stacks = selection.stacks
-    binary = terraform.binary(args.terraform_bin)
-    process.resolve_executable(binary)  # before anything is written
-    environ = terraform.environ(repo.root)
-    # Renames first: on a laptop the safety rules would refuse the same plan as destructive,
-    # and only this refusal says how to fix it (a moved block).
-    unread = recreate.guard(
-        stacks,
-        args.command,
-        args.tf_args,
-        os.environ,
-        allow_recreate=args.allow_recreate,
-        show_plan=_show_plan(binary, environ),
-    )
-    guard(stacks, args, binary, environ)
-    if selection.graph is not None or args.json_path is not None:
-        # Many stacks; or one whose report is wanted, which only the runner writes.
-        from tfrun.commands.run_many import run_many
-
-        return run_many(repo, selection.graph, stacks, args, binary)
-    return run_one(repo, stacks[0], args, binary, environ, recheck_recreate=bool(unread))
-
-
-def _needs_auto_approve(args: RunArgs) -> bool:
-    if args.command not in APPROVAL_COMMANDS:
+    if args.command not in tfargs.NEEDS_APPROVAL:
         return False
     if args.yes:
         return True
+    stacks = selection.stacks
+    what = f"over {len(stacks)} stacks " if len(stacks) > 1 else ""
     if not ui.can_ask():
         raise UsageError(
-            f"'tfrun {args.command}' changes infrastructure and there is no terminal to ask "
-            "for approval. Add --yes to approve it in advance."
+            f"'tfrun {args.command}' {what}changes infrastructure and there is no terminal to "
+            "ask for approval. Add --yes to approve it in advance."
         )
-    return False  # terraform asks on the terminal itself
+    if selection.foreground:
+        return False  # terraform shows its plan and asks itself
+    listing = "\n".join(f"  {stack.rel}" for stack in stacks)
+    answer = ui.ask(
+        f"terraform {args.command} in these {len(stacks)} stacks, in order:\n{listing}\n"
+        "Type 'yes' to go on:"
+    )
+    if answer.strip() != "yes":
+        raise RefusedError(f"the answer was not 'yes', so nothing ran ({len(stacks)} stacks).")
+    return True
 
 
-def run_one(
-    repo: Repository,
-    stack: Stack,
-    args: RunArgs,
-    binary: str,
-    env: dict[str, str],
-    *,
-    recheck_recreate: bool = False,
-) -> int:
-    auto_approve = _needs_auto_approve(args)
-    generate.ensure_gitignore(repo.root)
-    prepared = terraform.prepare(repo, stack, binary, env)
-    if prepared.init_needed and args.command != "init":
-        ui.info(f"{stack.rel}: running terraform init (first run, or the backend changed).")
-        # Init's output goes to stderr so that stdout stays the command's (output -json).
-        code = process.run_foreground(
-            terraform.init_argv(binary, repo.root, stack, env), stack.path, env, stdout=sys.stderr
+def run(args: RunArgs) -> int:
+    workspace = Workspace.load(args.path or Path.cwd())
+    selection = select_stacks(workspace, args)
+    stacks = selection.stacks
+    toolchain = resolve(workspace.repo, args.terraform_bin)  # before anything is written
+    # Rendered up front: a config or a person's file in the way is one error before the run.
+    generated = {stack.rel: render(workspace.repo, stack, toolchain.endpoint) for stack in stacks}
+    for files in generated.values():
+        generate.refuse_person_files(files)
+    operation = tfargs.classify(args.command, args.tf_args, os.environ)
+    plans = SavedPlans(toolchain)
+    # Renames first: on a laptop the safety rules would refuse the same plan as destructive,
+    # and only this refusal says how to fix it (a moved block).
+    unread = {
+        stack.rel
+        for stack in recreate.guard(
+            stacks, operation, allow_recreate=args.allow_recreate, show_plan=plans.show
         )
-        if code != 0:
-            ui.error(f"{stack.rel}: terraform init failed (exit {code}); see its output above.")
-            return code
-        terraform.mark_initialised(prepared)
-    if recheck_recreate:
-        # The saved plan could not be read before init (a fresh CI job); now it can.
-        recreate.guard(
-            [stack],
-            args.command,
-            args.tf_args,
-            os.environ,
-            allow_recreate=args.allow_recreate,
-            show_plan=_show_plan(binary, env),
-        )
-    argv = [binary, args.command]
-    if auto_approve and "-auto-approve" not in args.tf_args:
-        argv.append("-auto-approve")
-    if args.detailed_exitcode and args.command == "plan":
-        argv.append("-detailed-exitcode")
-    argv += args.tf_args
-    code = process.run_foreground(argv, stack.path, env)
-    if args.command == "init" and code == 0:
-        terraform.mark_initialised(prepared)
-    return code
+    }
+    confirmations = safety.check(
+        stacks, operation, os.environ, can_ask=ui.can_ask(), inspect_plan=plans.summary
+    )
+    auto_approve = approve(selection, args, confirmations)
+    for warning in selection.warnings:
+        ui.info(f"warning: {warning}")
+
+    def after_init(stack: Stack) -> None:
+        # A saved plan that could not be read before init (a fresh CI job) can be now.
+        if stack.rel in unread:
+            recreate.guard(
+                [stack], operation, allow_recreate=args.allow_recreate, show_plan=plans.show
+            )
+
+    foreground = selection.foreground and args.json_path is None
+    # A destroy (or a plan of one) runs dependents first: a stack goes before what it reads.
+    destroying = args.command != "state" and operation.effect in (
+        tfargs.Effect.DESTROY,
+        tfargs.Effect.PLAN_DESTROY,
+    )
+    options = engine.RunOptions(
+        parallelism=args.parallelism or engine.DEFAULT_PARALLELISM,
+        fail_fast=args.fail_fast,
+        destroy_order=destroying,
+        detailed_exitcode=args.detailed_exitcode,
+        lock_timeout=args.lock_timeout,
+        json_path=args.json_path,
+        live_board=ui.live_board() and not foreground,
+        foreground=foreground,
+        auto_approve=auto_approve,
+        terraform=toolchain,
+        repo=workspace.repo,
+        after_init=after_init if unread else None,
+        generated=generated,
+    )
+    generate.ensure_gitignore(workspace.root)
+    report = engine.run(stacks, selection.waits, args.command, args.tf_args, options)
+    return engine.exit_code(report, options)

@@ -1,11 +1,4 @@
-"""A local AWS on loopback: moto's server, started detached, one per live root.
-
-`up` starts it, writes `<live root>/.tfrun/sandbox/sandbox.json` and creates the state bucket,
-the lock table and an AWS config that defines every profile the root config names, so that
-unchanged stacks (`profile = "prod"`) run real terraform with no AWS account. Later tfrun
-commands find the running sandbox through `current`. Nothing here talks to anything but
-127.0.0.1.
-"""
+"""The sandbox's server: moto on 127.0.0.1, started detached, and its record on disk."""
 
 from __future__ import annotations
 
@@ -15,22 +8,21 @@ import importlib.util
 import json
 import os
 import re
-import shutil
-import signal
 import socket
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+import psutil
+from filelock import FileLock
 
 from tfrun import process
-from tfrun.config import ROOT_FILE, build, load_file
+from tfrun.config import ROOT_FILE
 from tfrun.errors import ConfigError, ExitCode, TfrunError, ToolMissingError
 from tfrun.files import write_atomically
 
@@ -46,6 +38,10 @@ DEFAULT_REGION = "us-east-1"
 ACCESS_KEY_ID = "SANDBOXACCESSKEYID"
 SECRET_ACCESS_KEY = "sandbox-secret-access-key"
 INSTALL_HINT = "pip install 'tfrun[sandbox]'"
+# The sandbox's AWS config and credentials, and their folder, are the owner's alone, as the
+# AWS CLI keeps its own: someone may yet paste a real key into them.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
 _SERVER_MODULE = "moto.server"
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_.+=,@-]+")
 
@@ -170,46 +166,51 @@ def _free_port() -> int:
         return port
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie. When this process started the server (tests, a fresh `up`),
-    a dead server stays a zombie until reaped, and `kill(pid, 0)` still succeeds on it."""
-    with contextlib.suppress(ChildProcessError):
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    return process.pid_alive(pid) and not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """A dead server whose parent (the tfrun that started it, or an init that does not reap,
-    as in some containers) has not collected it yet."""
+def _process(pid: int) -> psutil.Process | None:
     try:
-        stat = (Path("/proc") / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _alive(server: psutil.Process) -> bool:
+    """Running and not a zombie. A dead server stays a zombie until its parent collects it:
+    the tfrun that started it, or an init that never does, as in some containers."""
+    try:
+        return server.is_running() and server.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    # The state follows the command name, which is in parentheses and may hold anything.
-    fields = stat.rpartition(")")[2].split()
-    return bool(fields) and fields[0] in ("Z", "X")
+    except psutil.AccessDenied:
+        # It exists, and only its owner may see more of it.
+        return True
 
 
-def _command_line(pid: int) -> list[str]:
-    if Path("/proc/self/cmdline").exists():
-        try:
-            raw = (Path("/proc") / str(pid) / "cmdline").read_bytes()
-        except OSError:
-            return []
-        return [part for part in raw.decode(errors="replace").split("\0") if part]
-    # No /proc (macOS): ps prints the command line, split on spaces, which is enough here.
-    outcome = process.run(["ps", "-o", "command=", "-p", str(pid)], cwd=Path("/"))
-    return outcome.stdout.split() if outcome.returncode == 0 else []
-
-
-def _is_our_server(pid: int, port: int) -> bool:
+def our_server(pid: int, port: int) -> psutil.Process | None:
     """A recorded pid may since belong to another program; only moto on our port is ours."""
-    if not _running(pid):
-        return False
-    argv = _command_line(pid)
-    return _SERVER_MODULE in argv and str(port) in argv
+    try:
+        server = psutil.Process(pid)
+        argv = server.cmdline()
+    except psutil.Error:
+        # Gone, or another user's: tfrun started its server as this user.
+        return None
+    if not _alive(server) or _SERVER_MODULE not in argv or str(port) not in argv:
+        return None
+    return server
+
+
+def _exits_within(server: psutil.Process, timeout: float) -> bool:
+    """Wait for the server to end; a child of this process is collected on the way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            server.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+            return True
+        except psutil.TimeoutExpired:
+            # psutil waits for a zombie that is not our child to vanish, which it may never do.
+            if not _alive(server):
+                return True
+        if time.monotonic() >= deadline:
+            return False
 
 
 def _answers(endpoint: str) -> bool:
@@ -237,7 +238,7 @@ def _write_state(box: Sandbox) -> None:
     write_atomically(box.state_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
-def _read_state(state_dir: Path) -> Sandbox | None:
+def read_state(state_dir: Path) -> Sandbox | None:
     try:
         state = json.loads((state_dir / STATE_FILE).read_text(encoding="utf-8"))
         pid, port = state["pid"], state["port"]
@@ -254,19 +255,20 @@ def start_server(
     """Start moto on 127.0.0.1 (a free port unless one is given) and wait until it answers."""
     _require_moto()
     state_dir = state_dir.resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    _make_private_dir(state_dir)
     port = port or _free_port()
     provisional = _sandbox_at(state_dir, 0, port)
-    _write_profiles(provisional, {"default": DEFAULT_REGION}, replace=True)
+    write_profiles(provisional, {"default": DEFAULT_REGION}, replace=True)
     log_file = provisional.log_file
     offset = log_file.stat().st_size if log_file.exists() else 0
     pid = process.spawn_detached(
         [sys.executable, "-m", _SERVER_MODULE, "-H", HOST, "-p", str(port)], log_file
     )
     box = _sandbox_at(state_dir, pid, port)
+    server = _process(pid)
     deadline = time.monotonic() + timeout
     while True:
-        if not _running(pid):
+        if server is None or not _alive(server):
             raise SandboxError(
                 f"moto's server (pid {pid}) exited while starting on {HOST}:{port}. "
                 f"The end of its log {log_file}:\n{_log_tail(log_file, offset)}"
@@ -282,7 +284,7 @@ def start_server(
             )
         time.sleep(0.1)
     # Something else may have answered on the port while our server was failing to bind it.
-    if not _is_our_server(pid, port):
+    if our_server(pid, port) is None:
         raise SandboxError(
             f"Another program answers on {HOST}:{port} and moto's server (pid {pid}) could "
             f"not take the port. The end of its log {log_file}:\n{_log_tail(log_file, offset)}"
@@ -292,129 +294,33 @@ def start_server(
 
 
 def stop(box: Sandbox, timeout: float = STOP_TIMEOUT_S) -> None:
-    """Stop the server, if that pid is still our moto; SIGKILL only if it ignores SIGTERM."""
-    if not _is_our_server(box.pid, box.port):
+    """Stop the server, if that pid is still our moto; SIGKILL only if it ignores SIGTERM.
+
+    psutil signals only the process it looked at, never another that took its pid since.
+    """
+    server = our_server(box.pid, box.port)
+    if server is None:
         return
-    process.terminate(box.pid)
-    if _wait_for_exit(box.pid, timeout):
-        return
-    # Checked again right before: the pid is still our moto, never a reused one.
-    if _is_our_server(box.pid, box.port):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(box.pid, signal.SIGKILL)
-    if not _wait_for_exit(box.pid, timeout):
-        raise SandboxError(
-            f"moto's server (pid {box.pid}) did not stop, even after SIGKILL. "
-            f"Stop it by hand, then remove {box.state_dir}."
-        )
-
-
-def _wait_for_exit(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while _running(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-# ---------------------------------------------------------------------------------------------
-# Per live root.
-
-
-@contextlib.contextmanager
-def _root_lock(root: Path) -> Iterator[None]:
-    """Two `tfrun sandbox up` at once must not start two servers for one root."""
-    lock_path = state_dir_for(root).parent / "sandbox.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with FileLock(str(lock_path), timeout=LOCK_TIMEOUT_S):
-            yield
-    except Timeout:
-        raise SandboxError(
-            f"Another tfrun has held {lock_path} for {LOCK_TIMEOUT_S:g} s while starting or "
-            "stopping the sandbox. Wait for it, or remove the file if no tfrun is running."
-        ) from None
-
-
-def current(root: Path) -> Sandbox | None:
-    """The sandbox running for this live root; a state file left by a dead one is removed."""
-    state_dir = state_dir_for(root)
-    state_file = state_dir / STATE_FILE
-    if not state_file.exists():
-        return None
-    box = _read_state(state_dir)
-    if box is not None and _is_our_server(box.pid, box.port):
-        return box
-    # The log stays: it says why the old server died.
-    with contextlib.suppress(OSError):
-        state_file.unlink()
-    return None
-
-
-@dataclass(frozen=True)
-class _Backend:
-    bucket: str
-    region: str
-    lock_table: str | None
-    profiles: tuple[str, ...]
-
-
-def _backend(root: Path) -> _Backend:
-    path = root / ROOT_FILE
-    if not path.is_file():
-        raise ConfigError(
-            f"{path}: there is no {ROOT_FILE} here, and the sandbox reads the state bucket, "
-            "lock table and profiles from it. Run 'tfrun sandbox up' inside a live repository."
-        )
-    config = build([(path, load_file(path, is_root=True, is_stack=False))], path)
-    assert config.state.bucket is not None and config.state.region is not None  # build checks
-    profiles = {env.profile for env in config.environments.values() if env.profile}
-    if config.state.profile:
-        profiles.add(config.state.profile)
-    return _Backend(
-        bucket=config.state.bucket,
-        region=config.state.region,
-        lock_table=config.state.dynamodb_table,
-        profiles=tuple(sorted(profiles)),
+    for send in (server.terminate, server.kill):
+        try:
+            send()
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.AccessDenied:
+            raise SandboxError(
+                f"tfrun may not stop moto's server (pid {box.pid}). "
+                f"Stop it by hand, then remove {box.state_dir}."
+            ) from None
+        if _exits_within(server, timeout):
+            return
+    raise SandboxError(
+        f"moto's server (pid {box.pid}) did not stop, even after SIGKILL. "
+        f"Stop it by hand, then remove {box.state_dir}."
     )
 
 
-def up(root: Path) -> Sandbox:
-    """Start (or find) this root's sandbox and create its bucket, lock table and profiles."""
-    root = root.resolve()
-    backend = _backend(root)
-    with _root_lock(root):
-        box = current(root)
-        started = box is None
-        if box is None:
-            box = start_server(state_dir_for(root))
-        try:
-            provision(box, backend.bucket, backend.region, backend.lock_table, backend.profiles)
-        except BaseException:
-            if started:
-                stop(box)
-                shutil.rmtree(box.state_dir, ignore_errors=True)
-            raise
-    return box
-
-
-def down(root: Path) -> bool:
-    """Stop this root's sandbox and remove its state; False when none was running."""
-    root = root.resolve()
-    if not (state_dir_for(root) / STATE_FILE).exists():
-        return False
-    with _root_lock(root):
-        box = current(root)
-        if box is None:
-            return False
-        stop(box)
-        shutil.rmtree(box.state_dir, ignore_errors=True)
-    return True
-
-
 # ---------------------------------------------------------------------------------------------
-# What the sandbox holds: profiles, the state bucket, the lock table.
+# Profiles: every profile the root config names resolves to the sandbox.
 
 
 def _profile_regions(config_file: Path) -> dict[str, str]:
@@ -428,7 +334,7 @@ def _profile_regions(config_file: Path) -> dict[str, str]:
     return regions
 
 
-def _write_profiles(box: Sandbox, regions: Mapping[str, str], *, replace: bool = False) -> None:
+def write_profiles(box: Sandbox, regions: Mapping[str, str], *, replace: bool = False) -> None:
     for name in regions:
         if not _PROFILE_NAME.fullmatch(name):
             raise ConfigError(
@@ -436,6 +342,8 @@ def _write_profiles(box: Sandbox, regions: Mapping[str, str], *, replace: bool =
                 f"{ROOT_FILE}) cannot be written to an AWS config file; use letters, digits "
                 "and _.+=,@-."
             )
+    # Again here: provision may write into a folder that an older tfrun made open to all.
+    _make_private_dir(box.state_dir)
     with FileLock(str(box.state_dir / ".profiles.lock"), timeout=LOCK_TIMEOUT_S):
         merged = {} if replace else _profile_regions(box.config_file)
         merged.update(regions)
@@ -452,78 +360,23 @@ def _write_profiles(box: Sandbox, regions: Mapping[str, str], *, replace: bool =
                 f"[{name}]\naws_access_key_id = {_access_key(name)}\n"
                 f"aws_secret_access_key = {SECRET_ACCESS_KEY}\n"
             )
-        write_atomically(box.config_file, "\n".join(config))
-        write_atomically(box.credentials_file, "\n".join(credentials))
+        _write_private(box.config_file, "\n".join(config))
+        _write_private(box.credentials_file, "\n".join(credentials))
+
+
+def _make_private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    # chmod, not mkdir's mode: a folder that exists already keeps its own.
+    os.chmod(path, PRIVATE_DIR_MODE)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """write_atomically gives the file the umask's mode; until the chmod narrows it, the
+    private folder keeps other users out."""
+    write_atomically(path, text)
+    os.chmod(path, PRIVATE_FILE_MODE)
 
 
 def _access_key(profile: str) -> str:
     """Distinct per profile, so a test can tell which profile a client resolved."""
     return f"SANDBOX{re.sub(r'[^A-Z0-9]', '', profile.upper())}"[:20]
-
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def _ensure_bucket(box: Sandbox, bucket: str, region: str) -> None:
-    s3 = box.client("s3", region)
-    request: dict[str, Any] = {"Bucket": bucket}
-    # us-east-1 is the one region that refuses a location constraint naming itself.
-    if region != "us-east-1":
-        request["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    try:
-        s3.create_bucket(**request)
-    except Exception as exc:
-        if _error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-            raise
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-
-
-def _ensure_lock_table(box: Sandbox, table: str, region: str) -> None:
-    dynamodb = box.client("dynamodb", region)
-    try:
-        dynamodb.describe_table(TableName=table)
-        return
-    except Exception as exc:
-        if _error_code(exc) != "ResourceNotFoundException":
-            raise
-    try:
-        dynamodb.create_table(
-            TableName=table,
-            AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    except Exception as exc:
-        if _error_code(exc) != "ResourceInUseException":
-            raise
-    dynamodb.get_waiter("table_exists").wait(
-        TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 20}
-    )
-
-
-def provision(
-    sandbox: Sandbox,
-    bucket: str,
-    region: str,
-    lock_table: str | None,
-    profiles: Iterable[str],
-) -> None:
-    """Create the state bucket (versioned), the lock table and the profiles; idempotent."""
-    _write_profiles(sandbox, {**{name: region for name in profiles}, "default": region})
-    what = f"the state bucket '{bucket}'"
-    try:
-        _ensure_bucket(sandbox, bucket, region)
-        if lock_table:
-            what = f"the lock table '{lock_table}'"
-            _ensure_lock_table(sandbox, lock_table, region)
-    except TfrunError:
-        raise
-    except Exception as exc:
-        raise SandboxError(
-            f"Could not create {what} in the sandbox at {sandbox.endpoint} ({exc}). "
-            f"Its log is {sandbox.log_file}; 'tfrun sandbox down' then 'up' starts afresh."
-        ) from None

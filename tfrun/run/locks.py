@@ -19,7 +19,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from tfrun.discovery import Stack
-from tfrun.runner import Stop, Stopped
+from tfrun.run.scheduler import Stop, Stopped
 
 POLL_S = 0.1
 LOCKS_DIR = Path(".tfrun") / "locks"

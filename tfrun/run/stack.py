@@ -1,40 +1,49 @@
-"""The terraform work of one stack in a run, as a task for the scheduler:
+"""The terraform work of one stack, the only code that runs terraform in a stack:
 
-    stack lock → generated files → init (when needed, under the plugin-cache lock)
-    → the command → for plan, `show -json` for the counts → one Result
+    stack lock → generated files → init (when needed, under the plugin-cache lock, retried)
+    → the command → for a saved plan, `show -json` for the counts → one Result
 
-Every byte terraform writes goes to the stack's log file in the run directory; tfrun adds a
-`$ command` line before each command and a `# exit` line after it, so the log reads alone.
+Two modes of the same code. In the background (many stacks, or a report wanted) every byte
+terraform writes goes to the stack's log file in the run directory; tfrun adds a `$ command`
+line before each command and a `# exit` line after it, so the log reads alone. In the
+foreground (one stack a person named) terraform keeps the terminal for its command: it may
+prompt, it colours its output, and Ctrl-C reaches it directly; init's output is shown on
+stderr and kept in the log.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tfrun import process, recreate, retry, terraform
+from tfrun import process, recreate, retry, terraform, tfargs
 from tfrun.discovery import Repository, Stack
 from tfrun.errors import RefusedError, TfrunError
-from tfrun.locks import LockTimeout, PluginCacheLock, init_may_write_cache, stack_lock
+from tfrun.generate import GeneratedFile
 from tfrun.process import Launch, ProcessGroups
 from tfrun.report import Changes, Result
-from tfrun.runner import Stopped, TaskContext
+from tfrun.run.locks import LockTimeout, PluginCacheLock, init_may_write_cache, stack_lock
+from tfrun.run.scheduler import Stopped, TaskContext
 
 PLAN_OK = frozenset({0, 2})  # with -detailed-exitcode: 2 is "succeeded, with changes"
 OK = frozenset({0})
-_TAKES_INPUT = frozenset({"init", "plan", "apply", "destroy", "import", "refresh"})
-_TAKES_NO_COLOR = _TAKES_INPUT | {"validate", "output", "show"}
-_NEEDS_APPROVAL = frozenset({"apply", "destroy"})
 # Only the end of a failed attempt is searched for a transient cause: that is where terraform
 # prints its errors, and a plan's output can be megabytes.
 _TAIL_BYTES = 64 * 1024
 _ERROR_LINE = re.compile(r"^[│╷╵|\s]*Error: (.+)$", re.M)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _SECRET_NAME = re.compile(r"(?i)(secret|password|passwd|token|private|credential|_key\b|^key$)")
+
+# Called after init, before the command, with the stack: raises RefusedError when the
+# command must not run (a saved plan that could only be read once the stack was initialised).
+AfterInit = Callable[[Stack], None]
 
 
 @dataclass(frozen=True)
@@ -44,15 +53,19 @@ class Job:
     repo: Repository
     command: str
     tf_args: tuple[str, ...]
-    binary: str
-    env: Mapping[str, str]
+    terraform: terraform.Terraform
     run_dir: Path
     lock_timeout: float | None
-    color: bool
     grace_s: float
     groups: ProcessGroups
-    cache_dir: Path
     cache: PluginCacheLock
+    auto_approve: bool
+    detailed_exitcode: bool
+    color: bool  # background mode: keep terraform's colours (the log is shown on a terminal)
+    foreground: bool = False
+    after_init: AfterInit | None = None
+    # Each stack's generated files, rendered (and checked) before the run; else rendered here.
+    generated: Mapping[str, Sequence[GeneratedFile]] | None = None
 
     def file(self, stack: Stack, suffix: str) -> Path:
         return self.run_dir / f"{stack.rel}{suffix}"
@@ -71,32 +84,6 @@ def redact(argv: Sequence[str]) -> str:
             arg = f"{name}=***" if value_of_var else f"-var={name}=***"
         shown.append(arg if re.fullmatch(r"[\w@%+=:,./-]+", arg) else json.dumps(arg))
     return " ".join(shown)
-
-
-def _user_plan_file(stack: Stack, tf_args: Sequence[str]) -> Path | None:
-    for index, arg in enumerate(tf_args):
-        if arg.startswith("-out="):
-            return stack.path / arg.removeprefix("-out=")
-        if arg == "-out" and index + 1 < len(tf_args):
-            return stack.path / tf_args[index + 1]
-    return None
-
-
-def command_argv(job: Job, stack: Stack, plan_file: Path | None) -> list[str]:
-    """The stack's main command, with what a run without a terminal needs added."""
-    command, user = job.command, job.tf_args
-    argv = [job.binary, command]
-    if command in _TAKES_INPUT and not any(a.startswith("-input") for a in user):
-        argv.append("-input=false")
-    if command in _NEEDS_APPROVAL and "-auto-approve" not in user:
-        argv.append("-auto-approve")  # the CLI asked once for the whole run
-    if command == "plan":
-        argv.append("-detailed-exitcode")
-        if plan_file is not None and _user_plan_file(stack, user) is None:
-            argv.append(f"-out={plan_file}")
-    if not job.color and command in _TAKES_NO_COLOR and "-no-color" not in user:
-        argv.append("-no-color")
-    return argv + list(user)
 
 
 def _tail(log: Path, offset: int) -> str:
@@ -128,38 +115,56 @@ class _StackRun:
             handle.write(line.rstrip("\n") + "\n")
 
     async def terraform(
-        self, phase: str, argv: Sequence[str], ok: frozenset[int], stdout: Path | None = None
+        self,
+        phase: str,
+        argv: Sequence[str],
+        ok: frozenset[int],
+        *,
+        stdout: Path | None = None,
+        terminal: bool = False,
     ) -> int:
-        """Run one terraform command, again after a transient failure; its exit code."""
+        """Run one terraform command, again after a transient failure; its exit code.
+
+        With the terminal, terraform's output is not seen by tfrun, so it runs once.
+        """
         self.phase = phase
-        for attempt in range(1, self.policy.attempts + 1):
+        attempts = 1 if terminal else self.policy.attempts
+        echo = getattr(sys.stderr, "buffer", None) if self.job.foreground and not terminal else None
+        for attempt in range(1, attempts + 1):
             if self.context.stop.requested:
                 raise Stopped
             self.attempts = attempt
-            note = f"  (attempt {attempt} of {self.policy.attempts})" if attempt > 1 else ""
+            note = f"  (attempt {attempt} of {attempts})" if attempt > 1 else ""
             self.write_log(f"$ {redact(argv)}{note}")
             offset = self.log.stat().st_size
             self.context.progress(phase if attempt == 1 else f"{phase} (attempt {attempt})")
-            exited = await process.run_in_group(
-                Launch(tuple(argv), self.stack.path, self.job.env, self.log, stdout),
-                self.job.groups,
-                grace_s=self.job.grace_s,
+            launch = Launch(
+                tuple(argv),
+                self.stack.path,
+                self.job.terraform.env,
+                self.log,
+                stdout,
+                terminal=terminal,
+                echo=echo,
             )
+            exited = await process.run_in_group(launch, self.job.groups, grace_s=self.job.grace_s)
             code = exited.returncode
             self.write_log(f"# exit {code} after {exited.duration_s:.1f}s")
             if code in ok:
                 return code
             if exited.signalled or self.context.stop.requested:
                 raise Stopped
+            if terminal:
+                return code
             output = _tail(self.log, offset)
             self.error = _first_error(output)
             cause = retry.transient_cause(output)
-            if cause is None or attempt == self.policy.attempts:
+            if cause is None or attempt == attempts:
                 return code
             delay = self.policy.delay(attempt)
             message = (
                 f"terraform {phase} failed with {cause}; retrying in {delay:.1f}s "
-                f"(attempt {attempt + 1} of {self.policy.attempts})"
+                f"(attempt {attempt + 1} of {attempts})"
             )
             self.write_log(f"tfrun: {message}")
             self.context.notice(message)
@@ -177,8 +182,8 @@ class _StackRun:
             log=self.log,
         )
 
-    async def init(self, argv: Sequence[str], *, upgrade: bool = False) -> int:
-        exclusive = upgrade or init_may_write_cache(self.stack.path, self.job.cache_dir)
+    async def init(self, argv: Sequence[str], *, upgrade: bool = False, terminal: bool) -> int:
+        exclusive = upgrade or init_may_write_cache(self.stack.path, self.job.terraform.cache_dir)
 
         def waiting() -> None:
             self.context.progress("init: waiting for the provider cache")
@@ -186,37 +191,57 @@ class _StackRun:
         async with self.job.cache.hold(
             exclusive=exclusive, stop=self.context.stop, waiting=waiting
         ):
-            return await self.terraform("init", argv, OK)
+            return await self.terraform("init", argv, OK, terminal=terminal)
 
     async def run(self) -> Result:
         job, stack = self.job, self.stack
         self.phase = "generate"
-        prepared = terraform.prepare(job.repo, stack, job.binary, job.env)
+        files = None if job.generated is None else job.generated.get(stack.rel)
+        prepared = terraform.prepare(job.repo, stack, job.terraform, files)
         if prepared.init_needed and job.command != "init":
-            argv = terraform.init_argv(job.binary, job.repo.root, stack, job.env)
+            if job.foreground:
+                self.context.notice("running terraform init (first run, or the backend changed)")
+            argv = job.terraform.init_argv()
             if not job.color:
                 argv.append("-no-color")
-            code = await self.init(argv)
+            code = await self.init(argv, terminal=False)
             if code != 0:
                 return self.failed("init", code)
             terraform.mark_initialised(prepared)
         if self.context.stop.requested:
             raise Stopped
+        if job.after_init is not None:
+            job.after_init(stack)
         plan_file = None
-        if job.command == "plan":
-            plan_file = _user_plan_file(stack, job.tf_args) or job.file(stack, ".tfplan")
-        argv = command_argv(job, stack, plan_file)
+        if job.command == "plan" and not job.foreground:
+            user = tfargs.user_plan_file(job.tf_args)
+            plan_file = stack.path / user if user else job.file(stack, ".tfplan")
+        line = tfargs.CommandLine(
+            auto_approve=job.auto_approve,
+            # In the background a plan always tells whether it has changes.
+            detailed_exitcode=job.detailed_exitcode or not job.foreground,
+            terminal=job.foreground,
+            plan_file=None if plan_file is None else str(plan_file),
+        )
+        argv = tfargs.command_argv(job.terraform.binary, job.command, job.tf_args, line)
+        ok = PLAN_OK if job.command == "plan" and line.detailed_exitcode else OK
         if job.command == "init":
-            code = await self.init(argv, upgrade="-upgrade" in job.tf_args)
+            upgrade = tfargs.has_flag(job.tf_args, "upgrade")
+            code = await self.init(argv, upgrade=upgrade, terminal=job.foreground)
         else:
-            code = await self.terraform(job.command, argv, PLAN_OK if job.command == "plan" else OK)
-        if code not in (PLAN_OK if job.command == "plan" else OK):
+            code = await self.terraform(job.command, argv, ok, terminal=job.foreground)
+        if code not in ok:
             return self.failed(job.command, code)
         if job.command == "init":
             terraform.mark_initialised(prepared)
+        if plan_file is None:
+            return Result.succeeded(
+                exit_code=code, has_changes=code == 2, attempts=self.attempts, log=self.log
+            )
+        return await self.plan_result(code, plan_file)
+
+    async def plan_result(self, code: int, plan_file: Path) -> Result:
         attempts = self.attempts
-        if job.command != "plan" or plan_file is None:
-            return Result.succeeded(exit_code=code, attempts=attempts, log=self.log)
         changes: Changes = Changes()
         outputs: tuple[str, ...] = ()
         if code == 2:
@@ -243,7 +268,7 @@ class _StackRun:
         if self.context.stop.requested:
             raise Stopped
         plan_json = self.job.file(self.stack, ".plan.json")
-        argv = [self.job.binary, "show", "-json", str(plan_file)]
+        argv = [self.job.terraform.binary, "show", "-json", str(plan_file)]
         code = await self.terraform("show", argv, OK, stdout=plan_json)
         if code != 0:
             raise TfrunError(
@@ -290,7 +315,19 @@ async def run_stack(stack: Stack, context: TaskContext, job: Job) -> Result:
         result = Result.failed(str(exc), attempts=run.attempts, log=run.log)
     except OSError as exc:
         result = Result.failed(f"could not run terraform here: {exc}", log=run.log)
+    except Exception as exc:
+        # A bug in tfrun ends this stack alone: the others' terraform must never be stopped
+        # halfway by it.
+        with suppress(OSError):
+            run.write_log("".join(traceback.format_exception(exc)))
+        result = Result.failed(
+            f"internal error in tfrun ({type(exc).__name__}: {exc}); the traceback is in the "
+            "log. This is a bug in tfrun: please report it.",
+            attempts=run.attempts,
+            log=run.log,
+        )
     if not result.ok:
         # The log alone tells the whole story, even when terraform never ran.
-        run.write_log(f"tfrun: {result.status}: {result.reason}")
+        with suppress(OSError):
+            run.write_log(f"tfrun: {result.status}: {result.reason}")
     return result

@@ -1,0 +1,200 @@
+"""One path for one stack: the single-stack wrapper and a run over many stacks run terraform
+through the same code, so they share the stack lock, the init fingerprint, the saved plan's
+one reading and the command line's one classification."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_terraform import write_shim
+from filelock import FileLock
+from helpers import LiveRepo, StateBackend, cli_environ, root_hcl, run_cli, write_tree
+
+from tfrun import cli, tfargs
+from tfrun.discovery import Repository
+from tfrun.errors import ExitCode
+from tfrun.run import locks
+
+STACK = "staging-eu-west-1/network"
+PROD = "prod-eu-west-1/network"
+
+
+class FakeRepo:
+    def __init__(self, tmp_path: Path) -> None:
+        self.live = tmp_path / "live"
+        self.record = tmp_path / "record.jsonl"
+        self.shim = write_shim(tmp_path / "bin")
+        self.env = {
+            "FAKE_TF_RECORD": str(self.record),
+            "TFRUN_TERRAFORM": str(self.shim),
+            "TF_PLUGIN_CACHE_DIR": str(tmp_path / "plugins"),
+        }
+        write_tree(
+            self.live,
+            {
+                "tfrun.hcl": root_hcl(),
+                f"{STACK}/main.tf": 'output "vpc_id" { value = "vpc-1" }\n',
+                f"{PROD}/main.tf": 'output "vpc_id" { value = "vpc-2" }\n',
+            },
+        )
+
+    def fake(self, rel: str, settings: dict[str, Any]) -> None:
+        (self.live / rel / "fake.json").write_text(json.dumps(settings), encoding="utf-8")
+
+    def records(self, event: str | None = None) -> list[dict[str, Any]]:
+        if not self.record.exists():
+            return []
+        lines = [json.loads(line) for line in self.record.read_text().splitlines()]
+        return [line for line in lines if event is None or line["event"] == event]
+
+    def commands(self) -> list[str]:
+        return [r["args"][0] for r in self.records("start")]
+
+
+@pytest.fixture
+def fake_repo(tmp_path: Path) -> FakeRepo:
+    return FakeRepo(tmp_path)
+
+
+def _spans(repo: FakeRepo, command: str) -> list[tuple[float, float]]:
+    """When each run of `command` started and ended (the fake's one clock)."""
+    starts = {r["pid"]: r["t"] for r in repo.records("start") if r["args"][0] == command}
+    ends = {r["pid"]: r["t"] for r in repo.records("exit") if r["pid"] in starts}
+    return sorted((starts[pid], ends[pid]) for pid in starts)
+
+
+def test_one_stack_waits_for_a_run_all_applying_it(fake_repo: FakeRepo) -> None:
+    """The defect: `tfrun apply STACK` started terraform in a stack that a `run-all apply`
+    was still applying. Now the second waits for the first, and says for whom."""
+    fake_repo.fake(STACK, {"apply": {"sleep": 5}})
+    many = subprocess.Popen(
+        [sys.executable, "-m", "tfrun", "run-all", "apply", "--env", "staging", "--yes"],
+        cwd=fake_repo.live,
+        env=cli_environ(fake_repo.env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while "apply" not in fake_repo.commands():
+            assert time.monotonic() < deadline, "the run-all never started its apply"
+            time.sleep(0.05)
+        one = run_cli(["apply", STACK, "--yes"], fake_repo.live, fake_repo.env)
+    finally:
+        _out, err = many.communicate(timeout=60)
+    assert many.returncode == 0, err
+    one.assert_success()
+    assert "waiting for tfrun (pid" in one.stderr, (fake_repo.records(), one)
+    first, second = _spans(fake_repo, "apply")
+    assert second[0] >= first[1], "the second apply started while the first was running"
+
+
+def test_one_stack_gives_up_after_lock_timeout_without_starting_terraform(
+    fake_repo: FakeRepo,
+) -> None:
+    stack = Repository(fake_repo.live).stack(fake_repo.live / STACK)
+    path = locks.stack_lock_path(stack)
+    path.parent.mkdir(parents=True)
+    path.with_name(path.name + ".owner").write_text("tfrun (pid 1, apply, since 12:00:00)\n")
+    with FileLock(path):
+        result = run_cli(["plan", STACK, "--lock-timeout", "0.3"], fake_repo.live, fake_repo.env)
+    result.assert_exit(int(ExitCode.STACK_FAILED))
+    assert "tfrun (pid 1, apply, since 12:00:00) is working in this stack" in result.stderr
+    assert "--lock-timeout" in result.stderr
+    assert fake_repo.records() == []
+
+
+def test_alternating_commands_in_a_stack_init_once(fake_repo: FakeRepo) -> None:
+    """The defect: the fingerprint hashed the binary as given on one path and resolved on the
+    other, so `output` and `validate --json` re-ran init on every call."""
+    stack_dir = fake_repo.live / STACK
+    report = fake_repo.live.parent / "v.json"
+    for _ in range(2):
+        run_cli(["output", "-raw", "vpc_id"], stack_dir, fake_repo.env).assert_success()
+        run_cli(["validate", "--json", str(report)], stack_dir, fake_repo.env).assert_success()
+    assert fake_repo.commands() == ["init", "output", "validate", "output", "validate"]
+
+
+def test_a_saved_plan_is_read_once_and_the_command_classified_once(
+    fake_repo: FakeRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Applying a saved plan on a protected stack: the rename guard and the safety rules look
+    at the same plan, read by one `terraform show -json`, and the command line is classified
+    once for the whole run."""
+    for name, value in fake_repo.env.items():
+        monkeypatch.setenv(name, value)
+    (fake_repo.live / PROD / "tfplan").write_text("fake plan", encoding="utf-8")
+    classified: list[str] = []
+    real_classify = tfargs.classify
+
+    def counting(command: str, *args: Any, **kwargs: Any) -> tfargs.Operation:
+        classified.append(command)
+        return real_classify(command, *args, **kwargs)
+
+    monkeypatch.setattr(tfargs, "classify", counting)
+    monkeypatch.chdir(fake_repo.live)
+    # No terminal on a laptop: refused after both looked at the plan.
+    assert cli.main(["apply", PROD, "--yes", "tfplan"]) == ExitCode.REFUSED
+    assert "protected-apply-needs-terminal" in capsys.readouterr().err
+    assert fake_repo.commands() == ["show"]
+    assert classified == ["apply"]
+
+
+@pytest.fixture
+def slow_apply_repo(
+    make_repo: Any, state_backend: StateBackend, tf_env: dict[str, str]
+) -> Iterator[LiveRepo]:
+    yield make_repo(
+        {
+            "live/tfrun.hcl": state_backend.root_hcl(),
+            f"live/{STACK}/main.tf": """
+                resource "terraform_data" "slow" {
+                  input = "v1"
+                  provisioner "local-exec" {
+                    command = "sleep 4"
+                  }
+                }
+            """,
+        }
+    )
+
+
+@pytest.mark.slow
+def test_one_stack_waits_for_a_run_all_applying_it_with_real_terraform(
+    slow_apply_repo: LiveRepo, state_backend: StateBackend, tf_env: dict[str, str]
+) -> None:
+    live = slow_apply_repo.live
+    many = subprocess.Popen(
+        [sys.executable, "-m", "tfrun", "run-all", "apply", "--yes"],
+        cwd=live,
+        env=cli_environ(tf_env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The run-all holds the stack from before init until its apply ends (the sleep).
+        owner = live / locks.LOCKS_DIR / f"{STACK}.lock.owner"
+        deadline = time.monotonic() + 60
+        while not owner.exists():
+            assert time.monotonic() < deadline, "the run-all never took the stack lock"
+            time.sleep(0.05)
+        one = run_cli(["apply", STACK, "--yes", "-no-color"], live, tf_env)
+    finally:
+        out, err = many.communicate(timeout=300)
+    assert many.returncode == 0, out + err
+    one.assert_success()
+    assert "waiting for tfrun (pid" in one.stderr
+    # The second apply found the first one's state, so it had nothing left to create.
+    assert "0 added" in one.stdout
+    assert "staging/eu-west-1/network.tfstate" in state_backend.object_keys()
