@@ -1,10 +1,13 @@
 """The test harness: every test runs with a throwaway home and no CI or AWS variables, and
-tests that need real parts get them here: one moto server for the session, a terraform CLI
-config that installs the aws provider from a local mirror, a fresh state bucket and lock
-table per test, and repositories built from dicts.
+tests that need real parts get them here: one moto server for the session (under
+pytest-xdist: for each worker), a terraform CLI config that installs the aws provider from a
+local mirror, a fresh state bucket and lock table per test, and repositories built from dicts.
 
 Missing real parts (moto, terraform, the provider mirror) fail the tests that need them,
 loudly: a suite that skips them would pass while testing nothing.
+
+A test that runs real terraform or gitlab-ci-local must be marked slow (`pytest -m "not slow"`
+is the development loop); the guard below fails one that is not.
 """
 
 from __future__ import annotations
@@ -12,16 +15,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
+import hypothesis
 import pytest
 from helpers import (
     EXAMPLES,
     PROVIDER_MIRROR_VARIABLE,
     REPO_ROOT,
+    SLOW_MARKER,
+    SPAWN_EVENTS,
     LiveRepo,
     StateBackend,
     cli_config_text,
@@ -29,7 +37,10 @@ from helpers import (
     is_isolated_variable,
     live_root_of,
     mirror_candidates,
+    real_tools,
     retarget_state,
+    started_tool,
+    terraform_shim_text,
     write_tree,
 )
 
@@ -42,6 +53,15 @@ from tfrun.errors import TfrunError
 REAL_ENVIRON = dict(os.environ)
 TEST_REGION = "eu-west-1"
 TEST_PROFILES = ("default", "prod", "staging", "shared")
+# Hypothesis' 200 ms deadline times the machine as much as the code: next to xdist workers
+# running terraform (or on a busy CI runner) one slow example fails a correct property. Only
+# the deadline goes; example counts and strategies stay as each test sets them. Loaded here,
+# before any test module builds its own settings on top of the default.
+hypothesis.settings.register_profile("tfrun", deadline=None)
+hypothesis.settings.load_profile("tfrun")
+# Two workers can pick the same free port for their moto servers (it is free when picked and
+# taken only when bound); the loser's server exits and a new port is tried.
+MOTO_START_ATTEMPTS = 3
 
 
 @pytest.fixture(autouse=True)
@@ -66,18 +86,141 @@ def _isolated_environment(
 
 
 # ---------------------------------------------------------------------------------------------
+# Real tools only in tests marked slow.
+#
+# Marks rot: a new test that runs real terraform without `slow` would quietly make the fast
+# loop slow again. So every start of real terraform or gitlab-ci-local is noticed, two ways:
+# an audit hook on this process's own process starts (an absolute path, or a PATH a test built
+# itself, are seen too), and a `terraform` at the front of PATH that notes each run before it
+# becomes the real one (terraform started by the tfrun CLI or a gitlab-ci-local job, which this
+# process cannot watch). A test that is not marked slow and started one fails.
+
+REAL_TOOLS = real_tools(REAL_ENVIRON)
+
+
+class _RealToolRuns:
+    """Starts of real tools not yet looked at: those the audit hook saw in this process, and
+    the lines the terraform shim appended to its log. Tests run one at a time in a process
+    (xdist workers are processes, each with its own shim and log), so they are the current
+    test's."""
+
+    def __init__(self) -> None:
+        self.seen_here: list[str] = []
+        self.shim_log: Path | None = None
+        self.offset = 0
+
+    def forget(self) -> None:
+        self.seen_here.clear()
+        self.offset = self.shim_log.stat().st_size if self.shim_log else 0
+
+    def take(self) -> list[str]:
+        runs, self.seen_here = self.seen_here, []
+        if self.shim_log is not None:
+            with self.shim_log.open("rb") as file:
+                file.seek(self.offset)
+                data = file.read()
+            self.offset += len(data)
+            runs += data.decode(errors="replace").splitlines()
+        return runs
+
+
+_RUNS = _RealToolRuns()
+
+
+def _watch_process_starts(event: str, args: tuple[Any, ...]) -> None:
+    # Audit hooks see every open and import too; this must stay cheap and must never raise,
+    # or it would break the process start (or file open) it is watching.
+    if event not in SPAWN_EVENTS:
+        return
+    try:
+        started = started_tool(event, args, REAL_TOOLS, os.environ)
+        if started is not None:
+            _RUNS.seen_here.append(f"{os.getcwd()}: {started}")
+    except Exception:
+        return
+
+
+# An audit hook cannot be removed, so it is added once per process, when pytest loads this file.
+sys.addaudithook(_watch_process_starts)
+
+
+def _fail_unless_slow(item: pytest.Item, runs: list[str]) -> None:
+    if not runs or item.get_closest_marker(SLOW_MARKER) is not None:
+        return
+    shown = "".join(f"\n  {run}" for run in runs[:5])
+    if len(runs) > 5:
+        shown += f"\n  ... and {len(runs) - 5} more"
+    pytest.fail(
+        f"{item.nodeid} ran real terraform or gitlab-ci-local but is not marked {SLOW_MARKER}, "
+        "so the fast loop (pytest -m 'not slow') would run it. Add @pytest.mark.slow to the "
+        "test, or pytestmark = pytest.mark.slow to a module of such tests "
+        "(tests/fake_terraform.py is the fast stand-in). It ran:" + shown,
+        pytrace=False,
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    # Checked here, right after a test that passed, so the test itself is reported FAILED
+    # (`yield` raises for one that failed); runs in fixture teardowns, and those of a test
+    # that failed anyway, are left to the fixture below.
+    yield
+    _fail_unless_slow(item, _RUNS.take())
+
+
+@pytest.fixture(scope="session")
+def _terraform_shim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path] | None:
+    """(folder to put first on PATH, its log of terraform runs); None without terraform."""
+    real = shutil.which("terraform", path=REAL_ENVIRON.get("PATH"))
+    if real is None:
+        return None
+    folder = tmp_path_factory.mktemp("terraform-shim")
+    log = folder / "runs.log"
+    log.touch()
+    shim = folder / "bin" / "terraform"
+    shim.parent.mkdir()
+    shim.write_text(terraform_shim_text(real, log), encoding="utf-8")
+    shim.chmod(0o755)
+    return shim.parent, log
+
+
+@pytest.fixture(autouse=True)
+def _real_tools_only_in_slow_tests(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    _terraform_shim: tuple[Path, Path] | None,
+) -> Iterator[None]:
+    if _terraform_shim is not None:
+        folder, _RUNS.shim_log = _terraform_shim
+        monkeypatch.setenv("PATH", os.pathsep.join([str(folder), os.environ.get("PATH", "")]))
+    _RUNS.forget()
+    yield
+    # Torn down after the test's other function fixtures (set up after this autouse one), so
+    # terraform run in one of them counts against the test that asked for it.
+    _fail_unless_slow(request.node, _RUNS.take())
+
+
+# ---------------------------------------------------------------------------------------------
 # The sandbox.
 
 
 @pytest.fixture(scope="session")
 def moto_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sandbox.Sandbox]:
-    """One moto server on 127.0.0.1 for the whole session, stopped at the end even on failure."""
-    try:
-        box = sandbox.start_server(tmp_path_factory.mktemp("moto"))
-    except TfrunError as exc:
-        pytest.fail(
-            f"The test suite needs moto's server (pip install -e '.[dev]'): {exc}", pytrace=False
-        )
+    """One moto server on 127.0.0.1 for the whole session, stopped at the end even on failure.
+    Under pytest-xdist each worker is a session of its own, so each has its own server (and
+    port, state folder and AWS config files under its own temporary folder)."""
+    for attempt in range(1, MOTO_START_ATTEMPTS + 1):
+        try:
+            box = sandbox.start_server(tmp_path_factory.mktemp("moto"))
+            break
+        except sandbox.SandboxError as exc:
+            if attempt == MOTO_START_ATTEMPTS:
+                pytest.fail(f"moto's server did not start: {exc}", pytrace=False)
+        except TfrunError as exc:
+            pytest.fail(
+                f"The test suite needs moto's server (pip install -e '.[dev]'): {exc}",
+                pytrace=False,
+            )
     try:
         yield box
     finally:
@@ -95,7 +238,8 @@ def state_backend(moto_sandbox: sandbox.Sandbox) -> StateBackend:
     `.object_keys()`, `.read_json(key)`, `.lock_items()` look inside.
 
     moto is reset first: the examples' IAM roles and buckets have fixed names, and each test
-    applies them anew (tests run one at a time, so no other test's resources are lost)."""
+    applies them anew (the server is this process's, and a process runs one test at a time,
+    so no other test's resources are lost)."""
     urllib.request.urlopen(
         urllib.request.Request(f"{moto_sandbox.endpoint}/moto-api/reset", method="POST"),
         timeout=10,
@@ -130,6 +274,9 @@ def terraform_bin() -> str:
 
 @pytest.fixture(scope="session")
 def plugin_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Per session, so per xdist worker: terraform's plugin cache is not safe for concurrent
+    # writers, and tfrun's cache lock does not cover terraform run by a test directly. Each
+    # worker copies the provider once.
     return tmp_path_factory.mktemp("plugin-cache")
 
 

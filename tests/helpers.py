@@ -1,5 +1,6 @@
 """Helpers for tests that use real parts: files on disk, the tfrun CLI in a subprocess,
-terraform with a local provider mirror, and the moto sandbox.
+terraform with a local provider mirror, the moto sandbox, and the watch on real tools that
+keeps them out of the fast loop.
 
 Test modules import them as `from helpers import ...` (pytest puts tests/ on sys.path).
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -319,3 +322,65 @@ def retarget_state(tree: Path, old: Mapping[str, str]) -> None:
             text = pattern.sub(replacement, text)
         if text != original:
             path.write_text(text, encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Real tools only in tests marked slow (conftest.py's guard).
+
+SLOW_MARKER = "slow"
+# The tools that make a test slow: real terraform (provider start-up, the sandbox's API) and
+# gitlab-ci-local (which runs whole jobs). tests/fake_terraform.py and the per-test fakes are
+# other executables, so tests that use only them stay in the fast loop.
+REAL_TOOL_NAMES = ("terraform", "gitlab-ci-local")
+# Audit events of a process start and the index of (program, argv, env) in their arguments.
+SPAWN_EVENTS = {
+    "subprocess.Popen": (0, 1, 3),
+    "os.posix_spawn": (0, 1, 2),
+    "os.exec": (0, 1, 2),
+    "os.spawn": (1, 2, 3),
+}
+
+
+def real_tools(environ: Mapping[str, str]) -> dict[str, str]:
+    """{resolved path: name} of the real tools on `environ`'s PATH."""
+    found = {}
+    for name in REAL_TOOL_NAMES:
+        path = shutil.which(name, path=environ.get("PATH"))
+        if path is not None:
+            found[os.path.realpath(path)] = name
+    return found
+
+
+def started_tool(
+    event: str, args: tuple[Any, ...], tools: Mapping[str, str], environ: Mapping[str, str]
+) -> str | None:
+    """`"terraform init -input=false"` when this audit event starts one of `tools`, else None.
+
+    A bare name is looked up on the PATH the child gets (its env, else `environ`), as the
+    child's exec would."""
+    if event not in SPAWN_EVENTS:
+        return None
+    program_at, argv_at, env_at = SPAWN_EVENTS[event]
+    program = os.fsdecode(args[program_at])
+    env = args[env_at] if isinstance(args[env_at], Mapping) else environ
+    if os.sep not in program:
+        path = env.get("PATH", environ.get("PATH"))
+        program = shutil.which(program, path=os.fsdecode(path) if path else None) or program
+    name = tools.get(os.path.realpath(program))
+    if name is None:
+        return None
+    argv = [os.fsdecode(a) for a in list(args[argv_at])[1:]]
+    return " ".join([name, *argv])
+
+
+def terraform_shim_text(real_terraform: str, log: Path) -> str:
+    """A `terraform` for the front of PATH that notes each run in `log` and then becomes the
+    real one: it sees terraform started by anything below the test (the tfrun CLI, a
+    gitlab-ci-local job), which the test process cannot watch itself. exec keeps the pid, so
+    tfrun's signals and process checks reach terraform as they would without it."""
+    return (
+        "#!/bin/sh\n"
+        "# Written by tests/conftest.py for its slow-marker guard; see terraform_shim_text.\n"
+        f'printf \'%s: terraform %s\\n\' "$PWD" "$*" >> {shlex.quote(str(log))}\n'
+        f'exec {shlex.quote(real_terraform)} "$@"\n'
+    )
