@@ -9,7 +9,8 @@ Per-stack behaviour, from `fake.json` in the working directory (all optional):
               "message": "Rate exceeded"},  ...printing this (default: a permanent error)
      "changes": {"add": 1, "change": 0, "destroy": 0, "outputs": ["vpc_id"]},
      "on_sigint": "exit" | "ignore",      default exit, after "sigint_delay" seconds
-     "on_sigterm": "exit" | "ignore"}     default exit
+     "on_sigterm": "exit" | "ignore",     default exit
+     "die_by": "SIGSEGV"}                 after the sleep, die by this signal (a crash)
 
 Every start, signal and exit is appended as a JSON line to $FAKE_TF_RECORD with the pid, the
 working directory, the arguments and time.monotonic() (one clock for all processes).
@@ -115,6 +116,9 @@ def main(argv: list[str]) -> int:
         print("Interrupt received. Gracefully shutting down...", flush=True)
         _record("exit", code=1, interrupted=True)
         return 1
+    if "die_by" in settings:  # a crash: the process ends by that signal, nothing recorded
+        signal.signal(signal.Signals[settings["die_by"]], signal.SIG_DFL)
+        os.kill(os.getpid(), signal.Signals[settings["die_by"]])
     code = _outcome(command, argv, settings, config)
     _record("exit", code=code)
     return code
@@ -207,3 +211,44 @@ def patch_plumbing(cache_dir: Path, setattr_: Any = setattr) -> None:
     setattr_(terraform, "prepare", prepare)
     setattr_(terraform, "mark_initialised", mark_initialised)
     setattr_(terraform, "resolve", resolve)
+
+
+STACK_REL = "staging-eu-west-1/network"
+PROD_REL = "prod-eu-west-1/network"
+
+
+class FakeRepo:
+    """A live root with staging and prod stacks whose terraform is this fake."""
+
+    def __init__(self, tmp_path: Path, files: Mapping[str, str] | None = None) -> None:
+        from helpers import root_hcl, write_tree
+
+        self.live = tmp_path / "live"
+        self.record = tmp_path / "record.jsonl"
+        self.shim = write_shim(tmp_path / "bin")
+        self.env = {
+            "FAKE_TF_RECORD": str(self.record),
+            "TFRUN_TERRAFORM": str(self.shim),
+            "TF_PLUGIN_CACHE_DIR": str(tmp_path / "plugins"),
+        }
+        write_tree(
+            self.live,
+            {
+                "tfrun.hcl": root_hcl(),
+                f"{STACK_REL}/main.tf": 'output "vpc_id" { value = "vpc-1" }\n',
+                f"{PROD_REL}/main.tf": 'output "vpc_id" { value = "vpc-2" }\n',
+                **(files or {}),
+            },
+        )
+
+    def fake(self, rel: str, settings: dict[str, Any]) -> None:
+        (self.live / rel / "fake.json").write_text(json.dumps(settings), encoding="utf-8")
+
+    def records(self, event: str | None = None) -> list[dict[str, Any]]:
+        if not self.record.exists():
+            return []
+        lines = [json.loads(line) for line in self.record.read_text().splitlines()]
+        return [line for line in lines if event is None or line["event"] == event]
+
+    def commands(self) -> list[str]:
+        return [r["args"][0] for r in self.records("start")]

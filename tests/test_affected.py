@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from helpers import LiveRepo, root_hcl, write_tree
 
-from tfrun import cli
+from tfrun import cli, generate
 from tfrun.affected import Kind, Report, affected
+from tfrun.ci import PLAN_FILE
 from tfrun.errors import ConfigError, UsageError
 
 P = "prod-eu-west-1"
@@ -176,6 +177,27 @@ def test_what_tfrun_and_terraform_leave_behind_does_not_count(repo: LiveRepo) ->
         },
     )
     assert affected(repo.live, "HEAD").stacks == ()
+
+
+def test_saved_plans_are_gitignored_and_do_not_count(repo: LiveRepo) -> None:
+    """Plan files hold secrets in clear text: git must not offer them, and affected must not
+    plan a stack again because CI left its plan file there."""
+    generate.ensure_gitignore(repo.live)
+    commit(repo.top)
+    plans = [f"live/{S}/network/{PLAN_FILE}", f"live/{S}/app/prod.tfplan"]
+    change(repo, dict.fromkeys(plans, "plan"))
+    assert git(repo.top, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(repo.top, "check-ignore", *plans).split() == plans
+    assert affected(repo.live, "HEAD").stacks == ()
+
+
+def test_saved_plans_do_not_count_where_no_gitignore_lists_them(repo: LiveRepo) -> None:
+    change(repo, {f"live/{S}/network/{PLAN_FILE}": "plan", f"live/{P}/data/x.tfplan": "plan"})
+    assert PLAN_FILE in git(repo.top, "status", "--porcelain", "--untracked-files=all")
+    assert affected(repo.live, "HEAD").stacks == ()
+    # A file of another name in the same place still counts.
+    change(repo, {f"live/{S}/network/tfplan.tf": EMPTY})
+    assert why(affected(repo.live, "HEAD")) == {f"{S}/network": [Kind.FILES]}
 
 
 def test_files_outside_stacks_and_modules_do_not_count(repo: LiveRepo) -> None:

@@ -40,8 +40,19 @@ def test_value_of_a_terraform_option_is_never_the_path(tmp_path: Path) -> None:
 
 
 def test_everything_after_double_dash_goes_to_terraform(tmp_path: Path) -> None:
-    args = parse_run(["plan", "--", "--yes", "-target=x"], tmp_path)
-    assert args.tf_args == ["--yes", "-target=x"] and not args.yes
+    args = parse_run(["plan", "--", "--yes", "-target=x", "--bogus", "--help", "a/b"], tmp_path)
+    assert args.tf_args == ["--yes", "-target=x", "--bogus", "--help", "a/b"]
+    assert not args.yes and not args.help
+
+
+def test_help_wins_over_the_rest_of_the_line(tmp_path: Path) -> None:
+    args = parse_run(["run-all", "apply", "no/such/path", "--bogus", "-h"], tmp_path)
+    assert (args.help, args.run_all, args.command) == (True, True, "apply")
+
+
+def test_an_import_id_may_have_a_slash(tmp_path: Path) -> None:
+    args = parse_run(["import", "aws_route_table_association.a", "subnet-1/rtb-2"], tmp_path)
+    assert args.path is None and args.tf_args == ["aws_route_table_association.a", "subnet-1/rtb-2"]
 
 
 def test_run_all_with_selection(tmp_path: Path) -> None:
@@ -62,9 +73,16 @@ def test_run_all_with_selection(tmp_path: Path) -> None:
         (["plan", "--parallelism"], "--parallelism needs a value"),
         (["plan", "--lock-timeout=soon"], "--lock-timeout takes a number of seconds"),
         (["plan", "--yes=1"], "--yes takes no value"),
+        (["plan", "--lock-timeout=nan"], "--lock-timeout takes a number of seconds"),
+        (["plan", "--lock-timeout", "inf"], "--lock-timeout takes a number of seconds"),
         (["--frobnicate", "plan"], "--frobnicate is not a tfrun option"),
+        (["plan", "-raw", "--frobnicate"], "--frobnicate is not a tfrun option"),
+        (["plan", "--envv", "prod"], "did you mean --env?"),
         (["run-all"], "name a terraform command"),
+        (["run-all", ""], "name a terraform command"),
+        ([""], "name a terraform command"),
         (["-raw"], "name a terraform command"),
+        (["plan", "prod-eu-west-9/network"], "prod-eu-west-9/network: there is no such folder"),
     ],
 )
 def test_usage_errors(tmp_path: Path, argv: list[str], message: str) -> None:

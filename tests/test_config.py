@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,154 @@ def test_find_root_is_topmost(tmp_path: Path) -> None:
 def test_no_root_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no tfrun\.hcl here or in any folder above"):
         find_root(tmp_path)
+
+
+# ---------------------------------------------------------------------------- plain text
+
+
+def test_hcl_escapes_for_literal_template_marks_are_resolved(tmp_path: Path) -> None:
+    repo = repo_with(
+        tmp_path,
+        {
+            "prod-eu-west-1/a/main.tf": "",
+            "prod-eu-west-1/a/stack.hcl": (
+                'owner = "team $${x}"\n'
+                'tags = { Note = "cost $${per} hour", Loop = "%%{ for }", "K$${y}" = "$$${z}" }\n'
+                'dependencies = ["../b$${c}"]\n'
+            ),
+        },
+    )
+    config = repo.stack(tmp_path / "live/prod-eu-west-1/a").config
+    # What Terraform reads in those strings: each escape once, `$$${` is a `$` and an escape.
+    assert config.tags["Note"] == "cost ${per} hour"
+    assert config.tags["Loop"] == "%{ for }"
+    assert config.tags["K${y}"] == "$${z}"
+    assert config.owner == "team ${x}"
+    assert config.dependencies == ["../b${c}"]
+
+
+@pytest.mark.parametrize(
+    ("stack_hcl", "where", "opener"),
+    [
+        ('tags = { Note = "cost ${per} hour" }', "'tags.Note'", "${"),
+        ('tags = { Note = "%{ if true }a%{ endif }" }', "'tags.Note'", "%{"),
+        ("owner = var.team", "'owner'", "${"),  # python-hcl2 gives an expression as "${...}"
+        ('owner = upper("x")', "'owner'", "${"),
+        ('tags = { "${k}" = "v" }', "a key in 'tags'", "${"),
+        ('dependencies = ["../ok", "../${x}"]', "'dependencies.1'", "${"),
+    ],
+    ids=["interpolation", "directive", "reference", "call", "map-key", "list-item"],
+)
+def test_an_unescaped_template_is_an_error_naming_file_and_key(
+    tmp_path: Path, stack_hcl: str, where: str, opener: str
+) -> None:
+    message = _error(tmp_path, {"prod-eu-west-1/a/stack.hcl": stack_hcl + "\n"})
+    assert message.startswith(f"{tmp_path / 'live/prod-eu-west-1/a/stack.hcl'}: {where} is ")
+    assert f'the "{opener}" in it starts' in message and "cannot evaluate" in message
+    assert f'write "{opener[0]}{opener}"' in message
+
+
+def test_an_unescaped_template_in_the_root_file(tmp_path: Path) -> None:
+    message = _error(tmp_path, {}, ROOT.replace('Owner = "platform"', 'Owner = "${local.o}"'))
+    assert message.startswith(f"{tmp_path / 'live/tfrun.hcl'}: 'tags.Owner' is ")
+
+
+# ---------------------------------------------------------------------------- remote_state
+
+
+@pytest.mark.parametrize(
+    ("written", "name"),
+    [
+        ('"a b\\"c"', 'a b"c'),
+        ('"1net"', "1net"),
+        ('"-net"', "-net"),
+        ('"net.work"', "net.work"),
+        ('"ne/t"', "ne/t"),
+        ('""', ""),
+        ('"n\u00e9"', "n\u00e9"),
+    ],
+)
+def test_a_remote_state_name_that_is_no_terraform_name(
+    tmp_path: Path, written: str, name: str
+) -> None:
+    stack_hcl = f'remote_state = {{ {written} = "../b" }}\n'
+    message = _error(tmp_path, {"prod-eu-west-1/a/stack.hcl": stack_hcl})
+    assert message.startswith(f"{tmp_path / 'live/prod-eu-west-1/a/stack.hcl'}: 'remote_state': ")
+    assert f"the name {json.dumps(name)} cannot name a data source" in message
+    assert "letters, digits, underscores and dashes" in message
+
+
+@pytest.mark.parametrize("name", ["network", "_net", "net-work_2", "N"])
+def test_remote_state_names_that_are_terraform_names(tmp_path: Path, name: str) -> None:
+    repo = repo_with(
+        tmp_path,
+        {
+            "prod-eu-west-1/a/main.tf": "",
+            "prod-eu-west-1/a/stack.hcl": f'remote_state = {{ "{name}" = "../b" }}\n',
+        },
+    )
+    assert repo.stack(tmp_path / "live/prod-eu-west-1/a").config.remote_state == {name: "../b"}
+
+
+# ---------------------------------------------------------------------------- state keys
+
+ALLOWED_FIELDS = "{account_id}, {env}, {region}, {repo}, {stack}"
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("{env!r}/x", "uses {env!r}: a field takes no conversion or format"),
+        ("{stack:>30}", "uses {stack:>30}: a field takes no conversion or format"),
+        ("{env!s:x}/y", "uses {env!s:x}: a field takes no conversion or format"),
+        ("{}/x", "uses {}, which names no field"),
+        ("{0}/x", "uses {0}, which names no field"),
+        ("{environment}/x", "uses {environment}, which names no field"),
+        ("{env.upper}/x", "uses {env.upper}, which names no field"),
+        ("{env[0]}/x", "uses {env[0]}, which names no field"),
+        ("{env}/{{x}}", "has a brace that is not part of a {field}"),
+        ("{env", "is malformed"),
+        ("{env}}", "is malformed"),
+        ("/{env}/{stack}.tfstate", "starts with '/'"),
+        ("{env}//{stack}.tfstate", "has an empty, '.' or '..' path segment"),
+        ("{env}/../{stack}.tfstate", "has an empty, '.' or '..' path segment"),
+        ("{env}/./{stack}.tfstate", "has an empty, '.' or '..' path segment"),
+        ("{env}/{stack}/", "has an empty, '.' or '..' path segment"),
+        ("", "has an empty, '.' or '..' path segment"),
+    ],
+)
+def test_a_bad_key_template_in_the_root_names_the_file_and_the_fields(
+    tmp_path: Path, key: str, problem: str
+) -> None:
+    root = ROOT.replace('dynamodb_table = "acme-locks"', f"key = {json.dumps(key)}")
+    message = _error(tmp_path, {}, root)
+    assert message.startswith(f"{tmp_path / 'live/tfrun.hcl'}: 'state.key': the state key ")
+    assert problem in message and ALLOWED_FIELDS in message
+
+
+@pytest.mark.parametrize(
+    "key", ["/legacy/a.tfstate", "legacy//a.tfstate", "../a.tfstate", "legacy/", "{}"]
+)
+def test_a_bad_stack_key_names_the_stack_file(tmp_path: Path, key: str) -> None:
+    message = _error(tmp_path, {"prod-eu-west-1/a/stack.hcl": f"key = {json.dumps(key)}\n"})
+    assert message.startswith(f"{tmp_path / 'live/prod-eu-west-1/a/stack.hcl'}: 'key': ")
+    assert json.dumps(key) in message and ALLOWED_FIELDS in message
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("{env}/{region}/{stack}.tfstate", "prod/eu-west-1/a.tfstate"),
+        (
+            "{repo}/{account_id}/{env}-{region}/{stack}.tfstate",
+            "infra/222222222222/prod-eu-west-1/a.tfstate",
+        ),
+        ("legacy/a..b/.hidden/a.tfstate", "legacy/a..b/.hidden/a.tfstate"),
+    ],
+)
+def test_good_keys(tmp_path: Path, key: str, expected: str) -> None:
+    repo = repo_with(
+        tmp_path,
+        {"prod-eu-west-1/a/main.tf": "", "prod-eu-west-1/a/stack.hcl": f"key = {json.dumps(key)}"},
+    )
+    assert repo.stack(tmp_path / "live/prod-eu-west-1/a").key == expected

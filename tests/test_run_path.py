@@ -4,7 +4,6 @@ one reading and the command line's one classification."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -13,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_terraform import write_shim
+from fake_terraform import FakeRepo
 from filelock import FileLock
-from helpers import LiveRepo, StateBackend, cli_environ, root_hcl, run_cli, write_tree
+from helpers import LiveRepo, StateBackend, cli_environ, run_cli
 
 from tfrun import cli, tfargs
 from tfrun.discovery import Repository
@@ -24,38 +23,6 @@ from tfrun.run import locks
 
 STACK = "staging-eu-west-1/network"
 PROD = "prod-eu-west-1/network"
-
-
-class FakeRepo:
-    def __init__(self, tmp_path: Path) -> None:
-        self.live = tmp_path / "live"
-        self.record = tmp_path / "record.jsonl"
-        self.shim = write_shim(tmp_path / "bin")
-        self.env = {
-            "FAKE_TF_RECORD": str(self.record),
-            "TFRUN_TERRAFORM": str(self.shim),
-            "TF_PLUGIN_CACHE_DIR": str(tmp_path / "plugins"),
-        }
-        write_tree(
-            self.live,
-            {
-                "tfrun.hcl": root_hcl(),
-                f"{STACK}/main.tf": 'output "vpc_id" { value = "vpc-1" }\n',
-                f"{PROD}/main.tf": 'output "vpc_id" { value = "vpc-2" }\n',
-            },
-        )
-
-    def fake(self, rel: str, settings: dict[str, Any]) -> None:
-        (self.live / rel / "fake.json").write_text(json.dumps(settings), encoding="utf-8")
-
-    def records(self, event: str | None = None) -> list[dict[str, Any]]:
-        if not self.record.exists():
-            return []
-        lines = [json.loads(line) for line in self.record.read_text().splitlines()]
-        return [line for line in lines if event is None or line["event"] == event]
-
-    def commands(self) -> list[str]:
-        return [r["args"][0] for r in self.records("start")]
 
 
 @pytest.fixture

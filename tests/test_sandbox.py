@@ -28,7 +28,8 @@ from helpers import (
 )
 
 from tfrun import process, sandbox
-from tfrun.errors import ConfigError, ToolMissingError
+from tfrun.errors import ConfigError, ExitCode, ToolMissingError
+from tfrun.sandbox import root as sandbox_root
 from tfrun.sandbox import server as sandbox_server
 
 
@@ -87,12 +88,14 @@ def test_up_status_down(live_root: Path) -> None:
     assert sandbox.current(live_root) == box
     state = json.loads((box.state_dir / "sandbox.json").read_text())
     assert (state["pid"], state["port"], state["endpoint"]) == (box.pid, box.port, box.endpoint)
+    assert state["started"] == box.started and box.started.startswith(time.strftime("%Y-"))
 
-    assert sandbox.down(live_root) is True
+    stopped = sandbox.down(live_root)
+    assert stopped is not None and stopped.running and stopped.box == box
     assert not _running(box.pid)
     assert not box.state_dir.exists()
     assert sandbox.current(live_root) is None
-    assert sandbox.down(live_root) is False
+    assert sandbox.down(live_root) is None
 
 
 def test_down_stops_only_its_own_roots_sandbox(live_root: Path, tmp_path: Path) -> None:
@@ -101,7 +104,7 @@ def test_down_stops_only_its_own_roots_sandbox(live_root: Path, tmp_path: Path) 
         other = sandbox.up(other_root)
         mine = sandbox.up(live_root)
         assert other.pid != mine.pid and other.port != mine.port
-        assert sandbox.down(live_root) is True
+        assert sandbox.down(live_root) is not None
         assert not _running(mine.pid)
         assert sandbox.current(other_root) == other
     finally:
@@ -215,22 +218,59 @@ def test_a_profile_name_that_breaks_the_config_file_is_refused(
 # Stale and foreign state
 
 
-def test_a_stale_state_file_is_cleaned_and_up_starts_afresh(live_root: Path) -> None:
-    state_file = _write_state(live_root, _dead_pid(), 1)
+def test_a_dead_sandbox_stays_recorded_until_up_replaces_it(live_root: Path) -> None:
+    dead = _dead_pid()
+    state_file = _write_state(live_root, dead, 1)
 
-    assert sandbox.current(live_root) is None
-    assert not state_file.exists()
-    assert sandbox.down(live_root) is False
+    with pytest.raises(sandbox.SandboxDeadError) as caught:
+        sandbox.current(live_root)
+    assert caught.value.exit_code == ExitCode.BAD_CONFIG
+    assert f"pid {dead}, endpoint http://127.0.0.1:1" in str(caught.value)
+    assert state_file.exists()  # reading it never switches the target
+    record = sandbox.lookup(live_root)
+    assert record is not None and not record.running
 
     box = sandbox.up(live_root)
     assert _running(box.pid)
+    assert sandbox.current(live_root) == box
+
+
+def test_a_failed_up_never_switches_the_root_to_aws(
+    live_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(*_args: object) -> None:
+        raise sandbox.SandboxError("provisioning failed")
+
+    monkeypatch.setattr(sandbox_root, "provision", fails)
+    # Never in use: nothing is left behind.
+    with pytest.raises(sandbox.SandboxError, match="provisioning failed"):
+        sandbox.up(live_root)
+    assert sandbox.lookup(live_root) is None
+    # In use and dead: commands stay stopped, as they were before this `up`.
+    _write_state(live_root, _dead_pid(), 1)
+    with pytest.raises(sandbox.SandboxError, match="provisioning failed"):
+        sandbox.up(live_root)
+    record = sandbox.lookup(live_root)
+    assert record is not None and not record.running
+    assert record.box is not None and not _running(record.box.pid)
+    with pytest.raises(sandbox.SandboxDeadError):
+        sandbox.current(live_root)
+
+
+def test_down_removes_a_dead_sandboxs_record(live_root: Path) -> None:
+    state_file = _write_state(live_root, _dead_pid(), 1)
+    record = sandbox.down(live_root)
+    assert record is not None and not record.running
+    assert not state_file.exists()
+    assert sandbox.current(live_root) is None
 
 
 def test_a_pid_that_is_no_longer_moto_is_never_stopped(live_root: Path) -> None:
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         state_file = _write_state(live_root, stranger.pid, 4242)
-        assert sandbox.down(live_root) is False
+        record = sandbox.down(live_root)
+        assert record is not None and not record.running
         assert stranger.poll() is None
         assert not state_file.exists()
     finally:
@@ -277,8 +317,11 @@ def test_a_zombie_server_is_not_running(live_root: Path) -> None:
             time.sleep(0.01)
         assert psutil.pid_exists(pid)
         state_file = _write_state(live_root, pid, 4242)
-        assert sandbox.current(live_root) is None
-        assert not state_file.exists()
+        record = sandbox.lookup(live_root)
+        assert record is not None and not record.running
+        with pytest.raises(sandbox.SandboxDeadError):
+            sandbox.current(live_root)
+        assert state_file.exists()
 
 
 def test_stop_does_not_wait_for_a_zombie_to_be_collected(live_root: Path) -> None:
@@ -311,12 +354,17 @@ def test_stop_kills_a_server_that_ignores_sigterm(live_root: Path) -> None:
         stubborn.wait()
 
 
-def test_a_malformed_state_file_is_cleaned(live_root: Path) -> None:
+def test_a_malformed_state_file_stops_commands_until_down(live_root: Path) -> None:
     state_file = sandbox.state_dir_for(live_root) / sandbox.STATE_FILE
     state_file.parent.mkdir(parents=True)
     state_file.write_text("{not json")
-    assert sandbox.current(live_root) is None
+    # Whether its sandbox runs cannot be told, so it is not taken for "no sandbox" (AWS).
+    with pytest.raises(sandbox.SandboxDeadError, match=f"its record {state_file} cannot be"):
+        sandbox.current(live_root)
+    assert state_file.exists()
+    assert sandbox.down(live_root) is not None
     assert not state_file.exists()
+    assert sandbox.current(live_root) is None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -113,6 +113,8 @@ def _counts(top: Path, untracked: str) -> bool:
     parts = untracked.split("/")
     if any(p in (".terraform", ".tfrun") for p in parts[:-1]):
         return False
+    if generate.is_plan_file(parts[-1]):
+        return False
     return not (parts[-1] in GENERATED_NAMES and generate.is_generated(top / untracked))
 
 

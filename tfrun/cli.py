@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,18 +32,34 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}. See '{self.prog} --help'.")
 
 
-def _own_parser() -> argparse.ArgumentParser:
+_DESCRIPTION = (
+    "Run Terraform across many AWS accounts, regions and stacks. "
+    "Any terraform command runs through tfrun: tfrun plan, tfrun apply PATH, "
+    "tfrun run-all apply --env staging, tfrun output -raw vpc_id."
+)
+_DEBUG_HELP = "show the traceback of an error"
+_TERRAFORM_COMMANDS = (
+    "On a terraform command (tfrun [run-all] COMMAND [PATH] ...), tfrun's own options are "
+    "these, anywhere before --; options with one dash, and everything after --, go to "
+    "terraform unchanged. tfrun COMMAND --help shows them for one command."
+)
+
+
+def _own_parser(run_options: str | None = None) -> argparse.ArgumentParser:
+    """tfrun's own commands; `run_options`, the table of a terraform command's options, only
+    when the help is shown (it is in commands/run_args.py, which own commands do not need)."""
     parser = _Parser(
         prog="tfrun",
-        description=(
-            "Run Terraform across many AWS accounts, regions and stacks. "
-            "Any terraform command runs through tfrun: tfrun plan, tfrun apply PATH, "
-            "tfrun run-all apply --env staging, tfrun output -raw vpc_id."
-        ),
+        # Raw, so the option table keeps its columns; the prose is wrapped here.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(_DESCRIPTION, width=79),
+        epilog=f"{textwrap.fill(_TERRAFORM_COMMANDS, width=79)}\n\n{run_options}"
+        if run_options
+        else None,
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"tfrun {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="own_command", metavar="COMMAND")
 
     gen = sub.add_parser("generate", help="write (or with --check, verify) generated files only")
@@ -64,7 +81,21 @@ def _own_parser() -> argparse.ArgumentParser:
     box = sub.add_parser("sandbox", help="a local AWS (moto) on 127.0.0.1 for demos and tests")
     box.add_argument("action", choices=("up", "down", "status", "env"))
     box.add_argument("path", nargs="?", type=Path, default=Path())
+    _add_debug(parser)
     return parser
+
+
+def _add_debug(parser: argparse.ArgumentParser) -> None:
+    """`--debug` after any own command too (`tfrun check --debug`), as errors suggest it.
+    `main` reads it from the command line itself; the parsers only need to accept it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                # SUPPRESS: a default here would overwrite `tfrun --debug check`'s True.
+                command.add_argument(
+                    "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
+                )
+                _add_debug(command)
 
 
 def _own(argv: Sequence[str]) -> int:
@@ -182,8 +213,12 @@ def _own_change(options: argparse.Namespace) -> int:
 
 def dispatch(argv: Sequence[str]) -> int:
     first = next((a for a in argv if a != "--debug"), None)
+    if first == "-help":  # terraform's spelling; argparse knows only -h and --help
+        first = "--help"
     if first is None or first in ("-h", "--help", "help", "--version"):
-        parser = _own_parser()
+        from tfrun.commands.run_args import options_help
+
+        parser = _own_parser(options_help())
         if first in (None, "help"):
             parser.print_help()
             return 0 if first == "help" else int(ExitCode.BAD_CONFIG)
@@ -191,10 +226,15 @@ def dispatch(argv: Sequence[str]) -> int:
         return 0
     if first in OWN_COMMANDS:
         return _own(argv)
-    from tfrun.commands import run as run_command
-    from tfrun.commands.run_args import parse_run
+    from tfrun.commands.run_args import command_help, parse_run
 
-    return run_command.run(parse_run(argv, Path.cwd()))
+    args = parse_run(argv, Path.cwd())
+    if args.help:
+        sys.stdout.write(command_help(args))
+        return 0
+    from tfrun.commands import run as run_command
+
+    return run_command.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,7 @@ import re
 import string
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -30,22 +30,57 @@ STACK_FILE = "stack.hcl"
 DEFAULT_KEY = "{env}/{region}/{stack}.tfstate"
 KEY_FIELDS = frozenset({"env", "region", "stack", "account_id", "repo"})
 PROTECTED_BY_DEFAULT = frozenset({"prod", "production"})
+TERRAFORM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+# In an HCL string, `$${` and `%%{` stand for a literal `${` and `%{`; an unescaped one starts
+# an interpolation or a directive. (python-hcl2 keeps both as written.)
+_TEMPLATE_MARK = re.compile(r"(?P<literal>\$\$\{|%%\{)|(?P<template>\$\{|%\{)")
 
 
 def _check_key_template(key: str | None) -> str | None:
+    """A state key template: a relative path of text and `{field}`s, whatever the fields hold.
+    Checked on the template with each field standing for a plain word, so a slash, `..` or an
+    empty segment in the text is caught before any stack is rendered."""
     if key is None:
         return key
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(key) if name is not None}
+        parts = list(string.Formatter().parse(key))
     except ValueError as exc:
-        raise ValueError(f"the key template {key!r} is malformed ({exc})") from None
-    unknown = fields - KEY_FIELDS
-    if unknown:
-        raise ValueError(
-            f"the key template uses {', '.join(sorted(unknown))}; "
-            f"it may use only {', '.join('{' + f + '}' for f in sorted(KEY_FIELDS))}"
-        )
+        raise _key_error(key, f"is malformed ({exc})") from None
+    sample = []
+    for text, name, spec, conversion in parts:
+        if "{" in text or "}" in text:  # `{{` or `}}`: str.format's literal braces
+            raise _key_error(key, "has a brace that is not part of a {field}")
+        sample.append(text)
+        if name is None:
+            continue
+        written = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+        if name not in KEY_FIELDS:
+            raise _key_error(key, f"uses {{{written}}}, which names no field")
+        if conversion or spec:
+            raise _key_error(key, f"uses {{{written}}}: a field takes no conversion or format")
+        sample.append("field")
+    problem = key_path_problem("".join(sample))
+    if problem:
+        raise _key_error(key, problem)
     return key
+
+
+def key_path_problem(key: str) -> str | None:
+    """What makes `key` no relative path in the bucket, or None: the rule for a template's
+    text, and for a rendered key, whose fields may hold a slash or nothing at all."""
+    if key.startswith("/"):
+        return "starts with '/'"
+    if any(segment in ("", ".", "..") for segment in key.split("/")):
+        return "has an empty, '.' or '..' path segment"
+    return None
+
+
+def _key_error(key: str, problem: str) -> ValueError:
+    allowed = ", ".join("{" + f + "}" for f in sorted(KEY_FIELDS))
+    return ValueError(
+        f"the state key {json.dumps(key)} {problem}. A state key is a relative path in the "
+        f'bucket such as "{DEFAULT_KEY}", of text and the fields {allowed}'
+    )
 
 
 KeyTemplate = Annotated[str | None, AfterValidator(_check_key_template)]
@@ -106,6 +141,20 @@ class FileConfig(_Model):
     region: str | None = None
     profile: str | None = None
     key: KeyTemplate = None
+
+    @field_validator("remote_state")
+    @classmethod
+    def _remote_state_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        # Each name becomes `data "terraform_remote_state" "<name>"`, read in the stack's own
+        # code as data.terraform_remote_state.<name>: it must be a Terraform name.
+        for name in value or {}:
+            if not TERRAFORM_NAME.fullmatch(name):
+                raise ValueError(
+                    f"the name {json.dumps(name)} cannot name a data source: a Terraform name "
+                    "starts with a letter or an underscore and has only letters, digits, "
+                    "underscores and dashes"
+                )
+        return value
 
 
 # Keys that describe one stack and make no sense in a file shared by many.
@@ -169,6 +218,41 @@ def _normalise_blocks(data: dict[str, Any]) -> dict[str, Any]:
             value = value[0]
         out[key] = value
     return out
+
+
+def _resolved(value: Any, path: Path, where: str) -> Any:
+    """`value` with every string as the text it stands for: `$${` and `%%{` resolved to `${` and
+    `%{`, as Terraform would read them. tfrun does not evaluate HCL, so a string that holds an
+    interpolation or a directive (or a bare expression, which python-hcl2 gives as "${...}")
+    is an error rather than text taken literally."""
+    if isinstance(value, str):
+        return _plain_text(value, path, f"'{where}'") if "{" in value else value
+    if isinstance(value, list):
+        return [_resolved(item, path, f"{where}.{i}") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            plain = _plain_text(key, path, f"a key in '{where}'") if "{" in key else key
+            out[plain] = _resolved(item, path, f"{where}.{key}" if where else key)
+        return out
+    return value
+
+
+def _plain_text(text: str, path: Path, where: str) -> str:
+    for mark in _TEMPLATE_MARK.finditer(text):
+        opener = mark["template"]
+        if opener:
+            what = (
+                "an expression (a reference, a function call, an interpolation)"
+                if opener == "${"
+                else "a template directive"
+            )
+            raise ConfigError(
+                f'{path}: {where} is {json.dumps(text)}, and the "{opener}" in it starts '
+                f"{what}, which tfrun cannot evaluate: config values are plain text. For a "
+                f'literal "{opener}", write "{opener[0]}{opener}".'
+            )
+    return _TEMPLATE_MARK.sub(lambda mark: mark[0][1:], text)
 
 
 class ParseCache:
@@ -238,6 +322,7 @@ def load_file(
         data = _normalise_blocks(raw)
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}; write it once.") from None
+    data = cast(dict[str, Any], _resolved(data, path, ""))
     try:
         FileConfig.model_validate(data)
     except ValidationError as exc:

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from tfrun.config import ROOT_FILE, STACK_FILE, Config, ParseCache, build, load_file
+from tfrun.config import (
+    ROOT_FILE,
+    STACK_FILE,
+    Config,
+    ParseCache,
+    build,
+    key_path_problem,
+    load_file,
+)
 from tfrun.errors import ConfigError
 
 REGION = re.compile(r"(?P<env>.+?)-(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d)")
@@ -62,9 +70,19 @@ class Stack:
         return self.config.repo or _git_toplevel_name(self.root)
 
 
+def real_path(path: Path) -> Path:
+    """The real folder a path names, symbolic links followed; a loop of links is an error."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # RuntimeError: Python 3.11's "Symlink loop"
+        raise ConfigError(
+            f"{path}: this cannot be followed ({exc}); a symbolic link leads round in a loop."
+        ) from None
+
+
 def find_root(start: Path) -> Path:
     """The directory of the top-most `tfrun.hcl` at or above `start`."""
-    start = start.resolve()
+    start = real_path(start)
     if start.is_file():
         start = start.parent
     root = None
@@ -98,33 +116,65 @@ def is_stack_dir(path: Path) -> bool:
     )
 
 
-def _walk(directory: Path, depth: int) -> Iterator[Path]:
-    """Stack folders below `directory`, which is `depth` levels below the live root."""
+def _walk(directory: Path, depth: int, root: Path, warn: Callable[[str], None]) -> Iterator[Path]:
+    """Stack folders below `directory`, which is `depth` levels below the live root.
+
+    A stack is its real folder: a symbolic link to a folder inside the live root is another
+    name for a stack found where it really is (never a second stack with another key), and
+    one that leads outside the live root, nowhere or round in a loop is never a stack.
+    """
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except OSError:
         return
     for entry in entries:
-        if not entry.is_dir() or entry.name.startswith(".") or entry.name in _SKIP_DIRS:
+        if entry.name.startswith(".") or entry.name in _SKIP_DIRS:
             continue
         path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir()
+            is_link = entry.is_symlink()
+        except OSError as exc:  # a loop of links
+            warn(f"{path}: skipped, it cannot be followed ({exc.strerror}).")
+            continue
+        if is_link:
+            _check_link(path, is_dir, root, warn)
+            continue
+        if not is_dir:
+            continue
         if depth + 1 >= MIN_STACK_DEPTH and is_stack_dir(path):
             yield path
         if depth + 1 < MAX_STACK_DEPTH:
-            yield from _walk(path, depth + 1)
+            yield from _walk(path, depth + 1, root, warn)
+
+
+def _check_link(path: Path, is_dir: bool, root: Path, warn: Callable[[str], None]) -> None:
+    """Warn about a link that looks like it was meant to be a stack and cannot be one."""
+    target = Path(os.path.realpath(path))
+    if not is_dir:
+        if not target.exists():
+            warn(f"{path}: skipped, a symbolic link to {target}, which does not exist.")
+        return
+    if target != root and root not in target.parents:
+        warn(
+            f"{path}: skipped, a symbolic link to {target}, outside the live root {root}; "
+            "tfrun never runs terraform or writes files there."
+        )
 
 
 class Repository:
     """One live root: loads each config file once, however many stacks share it."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+        self.root = real_path(root)
         self._files: dict[Path, dict[str, Any]] = {}
         # Most stacks share their whole chain of config files (no stack.hcl of their own):
         # those share one merged Config, and each folder's tfrun.hcl is looked for once.
         self._configs: dict[tuple[Path, ...], Config] = {}
         self._chains: dict[Path, tuple[Path, ...]] = {}
         self._parsed = ParseCache(self.root / ".tfrun" / "cache" / "config.json")
+        # What discovery passed over and a person should hear about (links that are not stacks).
+        self.warnings: list[str] = []
 
     @classmethod
     def containing(cls, path: Path) -> Repository:
@@ -168,11 +218,15 @@ class Repository:
 
     def stack_paths(self, under: Path) -> list[Path]:
         """Stack folders at or below `under`, sorted by path."""
-        under = under.resolve()
+        under = real_path(under)
         self._check_inside(under)
         depth = len(under.relative_to(self.root).parts)
         own = [under] if MIN_STACK_DEPTH <= depth <= MAX_STACK_DEPTH and is_stack_dir(under) else []
-        return own + list(_walk(under, depth))
+        return own + list(_walk(under, depth, self.root, self._warn))
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def stacks(self, under: Path | None = None) -> list[Stack]:
         # stack_paths gives resolved folders inside the root: no need to check them again.
@@ -185,7 +239,7 @@ class Repository:
             raise ConfigError(f"{path}: this is outside the live root {self.root}.")
 
     def stack(self, path: Path) -> Stack:
-        path = path.resolve()
+        path = real_path(path)
         self._check_inside(path)
         return self._stack(path)
 
@@ -203,8 +257,16 @@ class Repository:
                 (f, self._load(f, is_stack=f.name == STACK_FILE or f.parent == path)) for f in files
             ]
             config = self._configs[files] = build(loaded, self.root_config_file)
-        env, path_region = split_env_region(rel_parts[0])
-        env = config.env or env
+        folder_env, path_region = split_env_region(rel_parts[0])
+        env = config.env or folder_env
+        if env != folder_env and config.is_protected(folder_env):
+            raise ConfigError(
+                f'{path}: its config ({", ".join(str(f) for f in files)}) sets env = "{env}", '
+                f"but the stack is in {rel_parts[0]}, a folder of the protected environment "
+                f"'{folder_env}'. Protection follows the folder: a stack there is protected "
+                "whatever its config says, so its environment cannot be changed. Move the "
+                "stack to the other environment's folder instead."
+            )
         region = config.region or path_region or GLOBAL_REGION
         if env not in config.environments:
             known = ", ".join(sorted(config.environments)) or "none"
@@ -230,6 +292,12 @@ class Repository:
             account_id=environment.account_id or "",
             repo=config.repo or _git_toplevel_name(self.root),
         )
+        problem = key_path_problem(key)
+        if problem:
+            raise ConfigError(
+                f"{path}: its state key {key!r} {problem} (from the template "
+                f"{config.key_template!r} in {', '.join(str(f) for f in files)})."
+            )
         return Stack(
             root=self.root,
             path=path,

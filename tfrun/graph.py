@@ -22,7 +22,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from tfrun.config import ROOT_FILE
-from tfrun.discovery import Stack
+from tfrun.discovery import Stack, real_path
 from tfrun.errors import ConfigError
 from tfrun.scan import RemoteStateRead, StackFacts
 
@@ -126,7 +126,7 @@ def config_file(stack: Stack) -> Path:
 
 def _stack_at(stack: Stack, relative: str, by_path: Mapping[Path, Stack], what: str) -> str:
     target = Path(os.path.normpath(stack.path / relative))
-    found = by_path.get(target) or by_path.get(target.resolve())
+    found = by_path.get(target) or by_path.get(real_path(target))
     if found is None:
         raise ConfigError(
             f"{config_file(stack)}: {what}, which is {target}, and that is not a stack "
@@ -349,7 +349,7 @@ def select(
 def _prefix(root: Path, path: Path) -> str | None:
     """What the rel path of a stack at or below `path` starts with ("" for the root)."""
     try:
-        rel = path.resolve().relative_to(root).as_posix()
+        rel = real_path(path).relative_to(root).as_posix()
     except ValueError:
         return None  # outside the live root: nothing there
     return "" if rel == "." else rel + "/"

@@ -1,17 +1,22 @@
 """Reading HCL with python-hcl2, and writing it with a small escaping emitter.
 
-Reading: python-hcl2 parses; we turn its output into plain Python values (strings unquoted
-and unescaped, single blocks as dicts) so the config models see what the user meant.
+Reading: python-hcl2 parses, with options that make its output plain Python values: strings
+and map keys unquoted, backslash escapes resolved (unquoting a key again would turn the key
+`"\\"a\\""` into `a`). It keeps `$${` and `%%{` as written: `tfrun.config` resolves them in
+config files, and the scan reads them in .tf files as Terraform would.
 
 Writing: every generated file is built from `Block`s whose values are Python data. Strings are
 always emitted through `quote`, which escapes everything HCL would otherwise interpret
-(`"`, `\\`, newlines, `${`, `%{`), so no config value can inject HCL. Only `Expr` values, which
-tfrun builds itself from fixed text and validated identifiers, are written verbatim.
+(`"`, `\\`, newlines, `${`, `%{`), so no config value can inject HCL, and every character a
+reader could not see (controls, bidi and zero-width characters), so a generated file shows
+what Terraform reads. Only `Expr` values, which tfrun builds itself from fixed text and
+validated identifiers, are written verbatim.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -55,7 +60,7 @@ def parse_text(text: str, source: Path) -> dict[str, Any]:
         ) from None
     except Exception as exc:  # python-hcl2 raises plain exceptions for some inputs
         raise ConfigError(f"{source}: this is not valid HCL ({exc}).") from None
-    return _plain(data)  # type: ignore[no-any-return]
+    return data
 
 
 def parse_file(path: Path) -> dict[str, Any]:
@@ -69,22 +74,6 @@ def parse_file(path: Path) -> dict[str, Any]:
 def context_line(text: str, line: int) -> str:
     lines = text.splitlines()
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
-
-
-def _plain(value: Any) -> Any:
-    """Unquote the keys python-hcl2 leaves quoted. (It resolves backslash escapes in values
-    but keeps `$${` as written; tfrun's config values are plain text, so that is left be.)"""
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {_unquote_key(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def _unquote_key(key: str) -> str:
-    if len(key) >= 2 and key[0] == '"' and key[-1] == '"':
-        return str(_loads(f"k = {key}")["k"])
-    return key
 
 
 # ---------------------------------------------------------------------------- writing
@@ -123,6 +112,10 @@ class Attribute:
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _INDENT = "  "
+# Unicode categories written as escapes: controls (C0, DEL, C1), format characters (bidi
+# controls, zero-width characters, the BOM, tag characters), surrogates, line and paragraph
+# separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 def quote(text: str) -> str:
@@ -148,13 +141,23 @@ def quote(text: str) -> str:
             out.append("\\r")
         elif ch == "\t":
             out.append("\\t")
-        elif ord(ch) < 0x20 or ch == "\x7f" or 0xD800 <= ord(ch) <= 0xDFFF:
-            out.append(f"\\u{ord(ch):04x}")
+        elif ch > "~" or ch < " ":
+            out.append(_escaped(ch))
         else:
             out.append(ch)
         i += 1
     out.append('"')
     return "".join(out)
+
+
+def _escaped(ch: str) -> str:
+    """`ch` itself, or its `\\uNNNN` escape when a reader of the file could not see it:
+    control characters, and format characters such as the bidi overrides (U+202E) and
+    zero-width spaces, which make a value look different on screen and in review from what
+    Terraform reads."""
+    if unicodedata.category(ch) not in _INVISIBLE:
+        return ch
+    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
 
 
 def _identifier(name: str) -> str:

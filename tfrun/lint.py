@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tfrun.config import ROOT_FILE
 from tfrun.discovery import Stack
-from tfrun.generate import SIGNATURE, GeneratedFile
+from tfrun.generate import GeneratedFile, is_signed
 from tfrun.graph import Graph, config_file, cyclic_components, shortest_cycle
 from tfrun.scan import FileSettings, StackFacts
 
@@ -366,7 +366,7 @@ def stale_generated(
     wanted = {file.path.name: file.content for file in expected}
     findings = []
     for name, content in sorted(on_disk.items()):
-        signed = content.startswith(SIGNATURE)
+        signed = is_signed(content)
         where = _rel(stack.path / name, stack.root)
         if name in wanted and not signed:
             message = (

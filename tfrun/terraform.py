@@ -22,14 +22,31 @@ INIT_MARKER = "tfrun-init.json"
 INIT_INPUTS = ("backend.tf", "provider.tf", "versions.tf", ".terraform.lock.hcl")
 
 
+def _sandbox_in_use(repo: Repository, environ: Mapping[str, str]) -> sandbox.Sandbox | None:
+    """The live root's running sandbox, unless TFRUN_AWS_ENDPOINT names another endpoint.
+
+    A sandbox that was in use and has died stops the command here (`SandboxDeadError`) rather
+    than let it fall back to AWS; that is also so when the variable names its endpoint, as
+    `eval "$(tfrun sandbox env)"` does."""
+    named = environ.get(ENDPOINT_VARIABLE)
+    if not named:
+        return sandbox.current(repo.root)
+    record = sandbox.lookup(repo.root)
+    if record is None or record.box is None or record.box.endpoint != named.rstrip("/"):
+        return None
+    if not record.running:
+        raise sandbox.SandboxDeadError(repo.root, record)
+    return record.box
+
+
 def local_endpoint(repo: Repository, environ: Mapping[str, str] = os.environ) -> str | None:
     """The local AWS endpoint: the variable wins, then the root config, then a running sandbox."""
-    if environ.get(ENDPOINT_VARIABLE):
-        return environ[ENDPOINT_VARIABLE]
-    if repo.root_endpoint:
-        return repo.root_endpoint
-    running = sandbox.current(repo.root)
-    return running.endpoint if running else None
+    running = _sandbox_in_use(repo, environ)
+    return (
+        environ.get(ENDPOINT_VARIABLE)
+        or repo.root_endpoint
+        or (running.endpoint if running is not None else None)
+    )
 
 
 def plugin_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
@@ -48,24 +65,34 @@ class Terraform:
     env: Mapping[str, str]
     endpoint: str | None
     cache_dir: Path
+    sandbox: bool = False  # the endpoint is the live root's sandbox
 
-    def init_argv(self) -> list[str]:
+    def init_argv(self, *, reconfigure: bool = False) -> list[str]:
+        """`reconfigure`: the person switched the target (`tfrun sandbox up` or `down`)."""
         argv = [self.binary, "init", "-input=false"]
-        if self.endpoint:
+        if self.endpoint or reconfigure:
             # A local endpoint's state is throwaway and its URL changes from one sandbox to
             # the next; there is nothing to migrate, so take the new backend as it is.
             argv.append("-reconfigure")
         return argv
+
+    def target(self, stack: Stack) -> str:
+        """Where the stack's state is, as the one-line notice of a switch names it."""
+        if self.endpoint is None:
+            return f"s3://{stack.config.state.bucket} (AWS)"
+        if self.sandbox:
+            return f"the sandbox at {self.endpoint}"
+        return f"the local endpoint {self.endpoint}"
 
 
 def resolve(
     repo: Repository, binary_name: str | None = None, base: Mapping[str, str] = os.environ
 ) -> Terraform:
     """The binary (an error before anything is written when it is missing), the environment
-    and the endpoint of one command in `repo`."""
+    and the endpoint of one command in `repo`; a dead sandbox is an error here too."""
     binary = process.resolve_executable(binary_name or base.get(BINARY_VARIABLE) or "terraform")
     env = dict(base)
-    running = None if base.get(ENDPOINT_VARIABLE) else sandbox.current(repo.root)
+    running = _sandbox_in_use(repo, base)
     if running is not None:
         env.update(running.environ())
     endpoint = (
@@ -77,7 +104,8 @@ def resolve(
     cache.mkdir(parents=True, exist_ok=True)
     env["TF_PLUGIN_CACHE_DIR"] = str(cache)
     env.setdefault("TF_IN_AUTOMATION", "1")
-    return Terraform(binary, env, endpoint, cache)
+    in_sandbox = running is not None and (endpoint or "").rstrip("/") == running.endpoint
+    return Terraform(binary, env, endpoint, cache, sandbox=in_sandbox)
 
 
 @dataclass(frozen=True)
@@ -86,6 +114,17 @@ class Prepared:
     binary: str
     written: tuple[Path, ...]
     init_needed: bool
+    endpoint: str | None = None  # what init runs against: a local endpoint, or None for AWS
+    target: str = ""  # the same, as `Terraform.target` names it
+    # What the last init ran against when that was another target: the person switched
+    # (`tfrun sandbox up` or `down`), and init must take the new backend with -reconfigure.
+    switched_from: str | None = None
+
+    @property
+    def switch_notice(self) -> str | None:
+        if self.switched_from is None:
+            return None
+        return f"backend now {self.target}, was {self.switched_from}"
 
 
 def _fingerprint(stack: Stack, binary: str) -> str:
@@ -119,6 +158,14 @@ def render(repo: Repository, stack: Stack, endpoint: str | None) -> list[Generat
     return generate.render(repo, stack, endpoint=endpoint, hand_written_reads=reads)
 
 
+def _recorded(stack: Stack) -> dict[str, object]:
+    try:
+        recorded = json.loads(_marker(stack).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def prepare(
     repo: Repository,
     stack: Stack,
@@ -126,23 +173,37 @@ def prepare(
     files: Sequence[GeneratedFile] | None = None,
 ) -> Prepared:
     """Write the generated files (`files`, rendered before the run, or rendered now) and tell
-    whether `terraform init` must run first."""
+    whether `terraform init` must run first, and whether the target changed since it last ran."""
     written = generate.write(
         stack, render(repo, stack, terraform.endpoint) if files is None else files
     )
-    fingerprint = _fingerprint(stack, terraform.binary)
-    init_needed = True
-    try:
-        recorded = json.loads(_marker(stack).read_text(encoding="utf-8"))
-        init_needed = recorded.get("fingerprint") != fingerprint
-    except (OSError, ValueError):
-        pass
-    return Prepared(stack, terraform.binary, tuple(written), init_needed)
+    recorded = _recorded(stack)
+    init_needed = recorded.get("fingerprint") != _fingerprint(stack, terraform.binary)
+    switched_from = None
+    # A marker of an older tfrun does not say what init ran against; terraform's own error
+    # then names -reconfigure.
+    if "endpoint" in recorded and recorded["endpoint"] != terraform.endpoint:
+        init_needed = True
+        switched_from = str(recorded.get("target") or recorded["endpoint"] or "AWS")
+    return Prepared(
+        stack,
+        terraform.binary,
+        tuple(written),
+        init_needed,
+        endpoint=terraform.endpoint,
+        target=terraform.target(stack),
+        switched_from=switched_from,
+    )
 
 
 def mark_initialised(prepared: Prepared) -> None:
-    """Record what init ran against, including the lock file init itself wrote."""
+    """Record what init ran against: the inputs (including the lock file init itself wrote)
+    and the target, local endpoint or AWS."""
     marker = _marker(prepared.stack)
     marker.parent.mkdir(exist_ok=True)
-    fingerprint = _fingerprint(prepared.stack, prepared.binary)
-    marker.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
+    recorded = {
+        "fingerprint": _fingerprint(prepared.stack, prepared.binary),
+        "endpoint": prepared.endpoint,
+        "target": prepared.target,
+    }
+    marker.write_text(json.dumps(recorded), encoding="utf-8")

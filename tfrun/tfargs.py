@@ -36,6 +36,13 @@ class Operation:
     chdir: str | None = None
 
     @property
+    def destroys_stack(self) -> bool:
+        """Every resource of the stack goes (`destroy`, `apply -destroy`), outputs with them."""
+        return self.effect is Effect.DESTROY and (
+            self.command == "destroy" or self.description.startswith(f"{self.command} -destroy")
+        )
+
+    @property
     def writes(self) -> bool:
         return self.effect not in (Effect.READ_ONLY, Effect.PLAN_DESTROY)
 

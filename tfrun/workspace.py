@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tfrun import graph as graphs
 from tfrun import scan, terraform
-from tfrun.discovery import Repository, Stack
+from tfrun.discovery import Repository, Stack, real_path
 from tfrun.errors import ConfigError
 from tfrun.generate import GeneratedFile
 
@@ -52,9 +52,14 @@ class Workspace:
 
     def start(self, path: Path | None) -> Path:
         """Where a command given `path` (default: the current folder) starts looking for
-        stacks: that folder, or the live root when it is above it (a repository's top)."""
-        start = (path or Path.cwd()).resolve()
-        return start if self.root in (start, *start.parents) else self.root
+        stacks: that real folder, or the live root when it is above it (a repository's top);
+        anywhere else is an error, never the whole repository."""
+        start = real_path(path or Path.cwd())
+        if start == self.root or self.root in start.parents:
+            return start
+        if start in self.root.parents:
+            return self.root
+        raise ConfigError(f"{path or start}: this is outside the live root {self.root}.")
 
     def under(self, path: Path | None) -> list[Stack]:
         """The stacks at or below `path` (see `start`); an error when there are none."""

@@ -39,6 +39,8 @@ def findings(path: Path) -> tuple[list[lint.Finding], list[Stack]]:
     """The findings about the stacks at or below `path`, and those stacks."""
     workspace = Workspace.load(path)
     chosen = workspace.under(path)
+    for warning in workspace.repo.warnings:
+        ui.info(f"warning: {warning}")
     facts = workspace.facts
     module_dirs = sorted({m for s in chosen for m in facts[s.rel].modules})
     # What the .tf files of the stacks (bar those tfrun generated) and of their modules say.

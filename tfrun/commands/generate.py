@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfrun import generate, ui
+from tfrun import generate, scope, ui
 from tfrun.errors import ExitCode
 from tfrun.workspace import Workspace
 
@@ -12,6 +12,8 @@ from tfrun.workspace import Workspace
 def run(path: Path, *, check: bool) -> int:
     workspace = Workspace.load(path)
     stacks = workspace.under(path)
+    for warning in workspace.repo.warnings:
+        ui.info(f"warning: {warning}")
     if check:
         stale = [(stack, generate.diff(stack, workspace.render(stack))) for stack in stacks]
         stale = [(stack, text) for stack, text in stale if text]
@@ -26,9 +28,14 @@ def run(path: Path, *, check: bool) -> int:
             return int(ExitCode.STACK_FAILED)
         ui.info(f"generated files are current in {len(stacks)} stacks.")
         return 0
+    scope.shared_state(workspace.stacks, stacks)
+    # Every stack rendered before anything is written: a config error writes nothing.
+    rendered = [(stack, workspace.render(stack)) for stack in stacks]
+    for _stack, files in rendered:
+        generate.refuse_person_files(files)
     generate.ensure_gitignore(workspace.root)
     written = 0
-    for stack in stacks:
-        written += len(generate.write(stack, workspace.render(stack)))
+    for stack, files in rendered:
+        written += len(generate.write(stack, files))
     ui.info(f"{written} files written in {len(stacks)} stacks.")
     return 0

@@ -16,16 +16,11 @@ def graph(path: Path, fmt: str) -> int:
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder.")
     workspace = Workspace.load(path)
-    if not workspace.stacks:
-        ui.info(f"no stacks under {workspace.root}.")
-        return 0
-    whole = workspace.graph
-    shown = graphs.order(whole, graphs.select(whole, [workspace.start(path)]))
-    if not shown:
-        ui.info(f"no stacks under {workspace.start(path)}.")
-        if fmt == "text":
-            return 0
+    shown = graphs.order(workspace.graph, workspace.under(path))
     rels = {s.rel for s in shown}
+    for warning in workspace.repo.warnings:
+        ui.info(f"warning: {warning}")
+    whole = workspace.graph
     for finding in whole.unresolved:
         if finding.stack in rels:
             ui.info(f"warning: {finding.stack}: {finding.message}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfrun import generate, process, recreate, safety, tfargs, ui
+from tfrun import generate, process, recreate, safety, scope, tfargs, ui
 from tfrun import graph as graphs
 from tfrun.commands.run_args import RunArgs
 from tfrun.discovery import Stack, is_stack_dir
@@ -36,6 +36,7 @@ def select_stacks(workspace: Workspace, args: RunArgs) -> Selection:
     selecting = bool(
         args.env or args.region or args.include or args.exclude or args.with_dependencies
     )
+    scope.known_filters(workspace.stacks, env=args.env, region=args.region)
     if not args.run_all and not selecting and is_stack_dir(start) and start != workspace.root:
         # One stack: no need to read the rest of the repository's .tf files.
         return Selection([workspace.repo.stack(start)], foreground=True)
@@ -123,7 +124,24 @@ def approve(selection: Selection, args: RunArgs, confirmations: list[safety.Conf
     return True
 
 
+def check_report_path(path: Path) -> None:
+    """--json is written after every stack ran (applies included): a path it cannot be
+    written to is found before anything runs."""
+    parent = path.parent if str(path.parent) else Path()
+    problem = None
+    if path.is_dir():
+        problem = "it is a folder; name a file"
+    elif not parent.is_dir():
+        problem = f"its folder {parent} does not exist"
+    elif not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        problem = "tfrun may not write there"
+    if problem:
+        raise UsageError(f"--json {path}: {problem}. Nothing ran.")
+
+
 def run(args: RunArgs) -> int:
+    if args.json_path is not None:
+        check_report_path(args.json_path)
     workspace = Workspace.load(args.path or Path.cwd())
     selection = select_stacks(workspace, args)
     stacks = selection.stacks
@@ -133,6 +151,10 @@ def run(args: RunArgs) -> int:
     for files in generated.values():
         generate.refuse_person_files(files)
     operation = tfargs.classify(args.command, args.tf_args, os.environ)
+    scope.shared_state(workspace.stacks, stacks)
+    warnings = list(selection.warnings) + workspace.repo.warnings
+    if operation.destroys_stack:
+        warnings += scope.destroy_consumers(workspace.graph, stacks, os.environ)
     plans = SavedPlans(toolchain)
     # Renames first: on a laptop the safety rules would refuse the same plan as destructive,
     # and only this refusal says how to fix it (a moved block).
@@ -145,9 +167,9 @@ def run(args: RunArgs) -> int:
     confirmations = safety.check(
         stacks, operation, os.environ, can_ask=ui.can_ask(), inspect_plan=plans.summary
     )
-    auto_approve = approve(selection, args, confirmations)
-    for warning in selection.warnings:
+    for warning in warnings:
         ui.info(f"warning: {warning}")
+    auto_approve = approve(selection, args, confirmations)
 
     def after_init(stack: Stack) -> None:
         # A saved plan that could not be read before init (a fresh CI job) can be now.

@@ -4,16 +4,26 @@ list`, `tfrun run-all apply --env staging`).
 tfrun's options are the long ones with two dashes listed in `RUN_OPTIONS`; single-dash options
 (`-raw`, `-target=...`) and everything after `--` go to terraform unchanged. The first plain
 argument naming an existing folder is the PATH to run in.
+
+The scope of a run is exactly what the person named: an argument that looks like a PATH but
+names nothing, or a two-dash option that is not tfrun's, is an error here. Read as terraform's
+argument instead, either would leave the PATH or a filter out and run a wider set of stacks.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
+import os
+import posixpath
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from tfrun import tfargs
-from tfrun.errors import UsageError
+from tfrun.errors import TfrunError, UsageError
 
 
 @dataclass
@@ -24,6 +34,7 @@ class RunArgs:
     tf_args: list[str] = field(default_factory=list)
     path: Path | None = None
     run_all: bool = False
+    help: bool = False  # show tfrun's help for the command; nothing runs
     yes: bool = False
     debug: bool = False
     terraform_bin: str | None = None
@@ -38,6 +49,95 @@ class RunArgs:
     exclude: list[str] = field(default_factory=list)
     with_dependencies: bool = False
     allow_recreate: bool = False
+
+
+class RunOption(NamedTuple):
+    attribute: str  # of RunArgs
+    kind: str  # flag, text, path, count, seconds or list (repeatable)
+    help: str  # one line, for `tfrun --help` and `tfrun COMMAND --help`
+    metavar: str = ""
+
+
+# tfrun's own options on a terraform command, in the order the helps list them.
+RUN_OPTIONS: dict[str, RunOption] = {
+    "--yes": RunOption("yes", "flag", "approve apply and destroy up front, without a prompt"),
+    "--env": RunOption("env", "list", "only the stacks of this environment (repeatable)", "ENV"),
+    "--region": RunOption(
+        "region", "list", "only the stacks in this region or 'global' (repeatable)", "REGION"
+    ),
+    "--include": RunOption(
+        "include", "list", "only stacks whose name or path matches (repeatable)", "GLOB"
+    ),
+    "--exclude": RunOption(
+        "exclude", "list", "leave out stacks whose name or path matches (repeatable)", "GLOB"
+    ),
+    "--with-dependencies": RunOption(
+        "with_dependencies", "flag", "add the stacks the chosen ones read state from"
+    ),
+    "--parallelism": RunOption("parallelism", "count", "run at most N stacks at once", "N"),
+    "--fail-fast": RunOption("fail_fast", "flag", "start no more stacks after a failure"),
+    "--detailed-exitcode": RunOption(
+        "detailed_exitcode", "flag", "exit 2 when a plan has changes, 0 when none"
+    ),
+    "--json": RunOption("json_path", "path", "write a report of the run as JSON to FILE", "FILE"),
+    "--lock-timeout": RunOption(
+        "lock_timeout", "seconds", "wait at most this long for a run already in a stack", "SECONDS"
+    ),
+    "--allow-recreate": RunOption(
+        "allow_recreate", "flag", "allow an apply that recreates renamed resources"
+    ),
+    "--terraform-bin": RunOption(
+        "terraform_bin", "text", "the terraform (or tofu) executable to run", "BIN"
+    ),
+    "--debug": RunOption("debug", "flag", "show the traceback of an error"),
+}
+# Help on a terraform command is tfrun's: terraform's own would come after init in every stack.
+HELP_FLAGS = frozenset({"-h", "-help", "--help"})
+# How close a stack's path must be to the one typed to be suggested (difflib's ratio), and
+# how much less close than the nearest the other suggestions may be.
+_CLOSE = 0.6
+_NEAR = 0.05
+# A path has none of these; resource addresses, ARNs and `-var` values often do.
+_NOT_IN_PATHS = frozenset(':=[]"')
+
+
+def options_help() -> str:
+    """tfrun's options on a terraform command, one line each."""
+    lines = []
+    for flag, option in RUN_OPTIONS.items():
+        usage = f"{flag} {option.metavar}".strip()
+        lines.append(f"  {usage:<24}{option.help}")
+    return "\n".join(lines)
+
+
+def command_help(args: RunArgs) -> str:
+    """`tfrun [run-all] COMMAND --help`: how tfrun runs the command, and its options."""
+    command = args.command or "COMMAND"
+    prefix = "tfrun run-all" if args.run_all else "tfrun"
+    terraform_help = f"terraform {args.command} -help" if args.command else "terraform -help"
+    where = (
+        "in every stack at or below PATH (default: the current folder)"
+        if args.run_all
+        else "in the stack at PATH (default: the current folder), or in every stack below it"
+    )
+    about = (
+        f"Runs terraform {command} {where}, in dependency order, after writing each stack's "
+        "generated files and running terraform init where needed. PATH is the first plain "
+        "argument that names an existing folder; one that looks like a path but names "
+        "nothing is an error."
+    )
+    passing = (
+        "Options with one dash (-raw, -target=ADDRESS) and everything after -- go to "
+        f"terraform unchanged. terraform's own help for the command: {terraform_help}"
+    )
+    return (
+        f"usage: {prefix} {command} [PATH] [tfrun options] [terraform options] "
+        "[-- terraform arguments]\n\n"
+        f"{textwrap.fill(about, width=79)}\n\n"
+        "tfrun's options (two dashes, anywhere before --):\n"
+        f"{options_help()}\n\n"
+        f"{textwrap.fill(passing, width=79)}\n"
+    )
 
 
 def _positive_int(flag: str, text: str) -> int:
@@ -55,32 +155,14 @@ def _seconds(flag: str, text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if value < 0:
+    # float() reads "nan" and "inf" too: a wait that never ends is not a timeout.
+    if not math.isfinite(value) or value < 0:
         raise UsageError(f"{flag} takes a number of seconds, 0 or more, not {text!r}.")
     return value
 
 
-# tfrun's own options on a terraform command: flag → (RunArgs attribute, kind of value).
-RUN_OPTIONS: dict[str, tuple[str, str]] = {
-    "--yes": ("yes", "flag"),
-    "--debug": ("debug", "flag"),
-    "--fail-fast": ("fail_fast", "flag"),
-    "--detailed-exitcode": ("detailed_exitcode", "flag"),
-    "--with-dependencies": ("with_dependencies", "flag"),
-    "--allow-recreate": ("allow_recreate", "flag"),
-    "--terraform-bin": ("terraform_bin", "text"),
-    "--parallelism": ("parallelism", "count"),
-    "--json": ("json_path", "path"),
-    "--lock-timeout": ("lock_timeout", "seconds"),
-    "--env": ("env", "list"),
-    "--region": ("region", "list"),
-    "--include": ("include", "list"),
-    "--exclude": ("exclude", "list"),
-}
-
-
 def _store(args: RunArgs, flag: str, value: str) -> None:
-    attribute, kind = RUN_OPTIONS[flag]
+    attribute, kind = RUN_OPTIONS[flag][:2]
     if kind == "list":
         getattr(args, attribute).append(value)
         return
@@ -94,6 +176,15 @@ def _store(args: RunArgs, flag: str, value: str) -> None:
     setattr(args, attribute, converters[kind]())
 
 
+def _not_an_option(name: str) -> UsageError:
+    close = difflib.get_close_matches(name, RUN_OPTIONS, n=1)
+    hint = f"; did you mean {close[0]}?" if close else "."
+    return UsageError(
+        f"{name} is not a tfrun option{hint} tfrun's options: {', '.join(sorted(RUN_OPTIONS))}. "
+        "Options for terraform start with one dash (-target=ADDRESS), or go after --."
+    )
+
+
 def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
     """Split a terraform command line into tfrun's options, the PATH and terraform's args."""
     args = RunArgs(command="")
@@ -103,50 +194,150 @@ def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
         cut = tokens.index("--")
         tokens, passthrough = tokens[:cut], tokens[cut + 1 :]
     rest: list[str] = []
+    # The first mistake is raised only after the whole line is read: help wins over it.
+    problem: UsageError | None = None
     i = 0
     while i < len(tokens):
         token = tokens[i]
         name, has_value, value = token.partition("=")
-        if token.startswith("--") and name in RUN_OPTIONS:
-            takes_value = RUN_OPTIONS[name][1] != "flag"
-            if takes_value and not has_value:
-                if i + 1 >= len(tokens):
-                    raise UsageError(f"{name} needs a value (for example: {name}=VALUE).")
-                i += 1
-                value = tokens[i]
-            elif not takes_value and has_value:
-                raise UsageError(f"{name} takes no value; write just {name}.")
-            _store(args, name, value)
-        elif token.startswith("--") and len(token) > 2 and not rest:
-            raise UsageError(
-                f"{token} is not a tfrun option. tfrun's options: "
-                f"{', '.join(sorted(RUN_OPTIONS))}. "
-                "Options for terraform start with one dash, or go after --."
-            )
+        if token in HELP_FLAGS:
+            args.help = True
+        elif token.startswith("--") and name in RUN_OPTIONS:
+            takes_value = RUN_OPTIONS[name].kind != "flag"
+            try:
+                if takes_value and not has_value:
+                    if i + 1 >= len(tokens):
+                        raise UsageError(f"{name} needs a value (for example: {name}=VALUE).")
+                    i += 1
+                    value = tokens[i]
+                elif not takes_value and has_value:
+                    raise UsageError(f"{name} takes no value; write just {name}.")
+                _store(args, name, value)
+            except UsageError as exc:
+                problem = problem or exc
+        elif token.startswith("--"):
+            problem = problem or _not_an_option(name)
         else:
             rest.append(token)
         i += 1
     if rest and rest[0] == "run-all":
         args.run_all = True
         rest = rest[1:]
-    if not rest or rest[0].startswith("-"):
+    named = bool(rest) and rest[0].strip() != "" and not rest[0].startswith("-")
+    if args.help:
+        args.command = rest[0] if named else ""
+        return args
+    if problem is not None:
+        raise problem
+    if not named:
+        # An empty command would be terraform with no command, in every stack.
         raise UsageError(
             "name a terraform command (for example: tfrun plan, tfrun run-all apply --env staging)."
         )
     args.command = rest[0]
-    tf_args: list[str] = []
-    previous = ""
-    for token in rest[1:]:
-        takes_path = (
-            args.path is None
-            and not token.startswith("-")
-            and not tfargs.takes_value(previous)
-            and (cwd / token).is_dir()
-        )
-        if takes_path:
-            args.path = (cwd / token).resolve()
-        else:
-            tf_args.append(token)
-        previous = token
+    args.path, tf_args = _split_path(args.command, rest[1:], cwd)
     args.tf_args = tf_args + passthrough
     return args
+
+
+def _split_path(command: str, words: Sequence[str], cwd: Path) -> tuple[Path | None, list[str]]:
+    """The PATH among a command's words, and the words left for terraform."""
+    plain = {
+        index
+        for index, word in enumerate(words)
+        if not word.startswith("-") and not (index and tfargs.takes_value(words[index - 1]))
+    }  # the words that are neither a flag nor a flag's value (`-var-file FILE`)
+    # `import ADDRESS ID`: an ID may have a slash (`subnet-1/rtb-2`) and is never a folder.
+    resource_id = max(plain) if command == "import" and len(plain) >= 2 else None
+    path: Path | None = None
+    tf_args: list[str] = []
+    for index, word in enumerate(words):
+        kind = _kind(cwd / word) if index in plain else "flag"
+        if kind == "folder" and path is None:
+            path = (cwd / word).resolve()
+            continue
+        if kind in ("nothing", "broken link") and index != resource_id:
+            _refuse_missing_path(command, word, cwd, broken_link=kind == "broken link")
+        tf_args.append(word)
+    return path, tf_args
+
+
+def _kind(path: Path) -> str:
+    """What `path` names: a folder, a file (or anything else there), a broken link, nothing."""
+    try:
+        if path.is_dir():
+            return "folder"
+        if path.exists():
+            return "file"
+        return "broken link" if path.is_symlink() else "nothing"
+    except (OSError, ValueError):  # a name too long for the file system, say
+        return "nothing"
+
+
+def _refuse_missing_path(command: str, word: str, cwd: Path, *, broken_link: bool) -> None:
+    """An error when `word`, which names nothing, looks like a path: a slash, a symbolic link,
+    or a first folder like an environment's (`prod-eu-west-2`) or one of the live root's."""
+    if not broken_link and (not word.strip() or _NOT_IN_PATHS.intersection(word)):
+        return
+    from tfrun.discovery import REGION, find_root
+
+    root = _live_root(cwd, find_root)
+    if "/" not in word and not broken_link:
+        # Terraform addresses and file names have dots; environment folders do not.
+        if "." in word:
+            return
+        if not REGION.fullmatch(word) and not (root and _kind(root / word) == "folder"):
+            return
+    suggestions = _nearest_stacks(word, cwd, root) if root is not None else []
+    hint = f" Did you mean {' or '.join(suggestions)}?" if suggestions else ""
+    problem = (
+        f"this symbolic link in {cwd} leads nowhere (or round in a loop)"
+        if broken_link
+        else f"there is no such folder or file in {cwd}"
+    )
+    raise UsageError(
+        f"{word}: {problem}, and tfrun does not run a wider set of stacks instead.{hint} "
+        "An argument for terraform that only looks like a path goes after -- "
+        f"(tfrun {command} -- {word})."
+    )
+
+
+def _live_root(cwd: Path, find_root: Callable[[Path], Path]) -> Path | None:
+    try:
+        return find_root(cwd)
+    except TfrunError:
+        return None
+
+
+def _nearest_stacks(word: str, cwd: Path, root: Path) -> list[str]:
+    """Stack folders, and the folders above them, whose path relative to the live root or to
+    `cwd` is close to `word`; as paths relative to `cwd`, which the person can type."""
+    from tfrun.discovery import Repository
+
+    try:
+        stacks = Repository(root).stack_paths(root)
+    except TfrunError:
+        return []
+    folders = {p for stack in stacks for p in (stack, *stack.parents) if root in p.parents}
+    here = cwd.resolve()
+    shown: dict[str, str] = {}
+    for folder in sorted(folders):
+        typed = Path(os.path.relpath(folder, here)).as_posix()
+        shown.setdefault(folder.relative_to(root).as_posix(), typed)
+        shown.setdefault(typed, typed)
+    wanted = posixpath.normpath(word)
+    # A folder as deep as the one typed first: `prod-eu-west-1/netwrok` is a stack's typo,
+    # and its environment folder, close as it is too, would be a wider run.
+    depth = len(wanted.split("/"))
+    same_depth = [name for name in shown if len(name.split("/")) == depth]
+    for candidates in (same_depth, list(shown)):
+        scored = sorted(
+            ((difflib.SequenceMatcher(None, wanted, name).ratio(), name) for name in candidates),
+            reverse=True,
+        )
+        if scored and scored[0][0] >= _CLOSE:
+            # Only the nearest: siblings share the typed prefix and would all pass the cutoff.
+            best = scored[0][0]
+            near = [name for ratio, name in scored if ratio >= best - _NEAR]
+            return list(dict.fromkeys(shown[name] for name in near))[:3]
+    return []

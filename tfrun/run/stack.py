@@ -98,6 +98,13 @@ def _first_error(text: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+def _chooses_backend(tf_args: Sequence[str]) -> bool:
+    """The person's own `init` already says what to do with the backend."""
+    return any(
+        tfargs.has_flag(tf_args, flag) for flag in ("reconfigure", "migrate-state", "backend")
+    )
+
+
 class _StackRun:
     def __init__(self, stack: Stack, context: TaskContext, job: Job) -> None:
         self.stack = stack
@@ -198,10 +205,15 @@ class _StackRun:
         self.phase = "generate"
         files = None if job.generated is None else job.generated.get(stack.rel)
         prepared = terraform.prepare(job.repo, stack, job.terraform, files)
+        switched = prepared.switch_notice
+        if switched is not None:
+            # The person switched between the sandbox and AWS; say so once, in the log too.
+            self.write_log(f"tfrun: {switched}")
+            self.context.notice(switched)
         if prepared.init_needed and job.command != "init":
-            if job.foreground:
+            if job.foreground and switched is None:
                 self.context.notice("running terraform init (first run, or the backend changed)")
-            argv = job.terraform.init_argv()
+            argv = job.terraform.init_argv(reconfigure=switched is not None)
             if not job.color:
                 argv.append("-no-color")
             code = await self.init(argv, terminal=False)
@@ -224,6 +236,8 @@ class _StackRun:
             plan_file=None if plan_file is None else str(plan_file),
         )
         argv = tfargs.command_argv(job.terraform.binary, job.command, job.tf_args, line)
+        if job.command == "init" and switched is not None and not _chooses_backend(job.tf_args):
+            argv.insert(2, "-reconfigure")
         ok = PLAN_OK if job.command == "plan" and line.detailed_exitcode else OK
         if job.command == "init":
             upgrade = tfargs.has_flag(job.tf_args, "upgrade")

@@ -7,13 +7,14 @@ import contextlib
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
 from tfrun import state_store
 from tfrun.config import ROOT_FILE, build, load_file
-from tfrun.errors import ConfigError, TfrunError
+from tfrun.errors import ConfigError, ExitCode, TfrunError
 from tfrun.sandbox.server import (
     LOCK_TIMEOUT_S,
     STATE_FILE,
@@ -43,19 +44,74 @@ def _root_lock(root: Path) -> Iterator[None]:
         ) from None
 
 
-def current(root: Path) -> Sandbox | None:
-    """The sandbox running for this live root; a state file left by a dead one is removed."""
+@dataclass(frozen=True)
+class Record:
+    """What `<live root>/.tfrun/sandbox/sandbox.json` says, and whether its server runs."""
+
+    state_file: Path
+    box: Sandbox | None  # None: the record cannot be read
+    running: bool
+
+    def describe(self) -> str:
+        """When it started, its pid and endpoint, as messages name them."""
+        if self.box is None:
+            return f"its record {self.state_file} cannot be read"
+        return f"started {_started(self)}, pid {self.box.pid}, endpoint {self.box.endpoint}"
+
+
+class SandboxDeadError(SandboxError):
+    """A live root's sandbox was in use and its server has died. tfrun stops rather than fall
+    back to AWS: switching between the two is only ever the person's own `up` or `down`."""
+
+    exit_code = ExitCode.BAD_CONFIG
+
+    def __init__(self, root: Path, record: Record) -> None:
+        log = f" (its log: {record.box.log_file})" if record.box is not None else ""
+        super().__init__(
+            f"The sandbox of the live root {root} ({record.describe()}) is not running{log}, "
+            "so tfrun stops here rather than send this command to AWS. Run 'tfrun sandbox up' "
+            "to start it again (a new, empty sandbox), or 'tfrun sandbox down' to forget it "
+            "and target AWS."
+        )
+
+
+def _started(record: Record) -> str:
+    started = record.box.started if record.box is not None else ""
+    try:
+        when = datetime.fromisoformat(started) if started else None
+    except ValueError:
+        when = None
+    if when is None:
+        # A record of an older tfrun: written once, when its server had started.
+        try:
+            when = datetime.fromtimestamp(record.state_file.stat().st_mtime)
+        except OSError:
+            return "at an unknown time"
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def lookup(root: Path) -> Record | None:
+    """This live root's sandbox record, as it is (None: there is none). Cheap: one small file
+    and one process table entry, for it is read by every command."""
     state_dir = state_dir_for(root)
     state_file = state_dir / STATE_FILE
     if not state_file.exists():
         return None
     box = read_state(state_dir)
-    if box is not None and our_server(box.pid, box.port) is not None:
-        return box
-    # The log stays: it says why the old server died.
-    with contextlib.suppress(OSError):
-        state_file.unlink()
-    return None
+    running = box is not None and our_server(box.pid, box.port) is not None
+    return Record(state_file, box, running)
+
+
+def current(root: Path) -> Sandbox | None:
+    """The sandbox running for this live root; None when there is none. A recorded sandbox
+    whose server has died is a `SandboxDeadError`, and its record stays: only `up` and `down`
+    change what the root's commands target."""
+    record = lookup(root)
+    if record is None:
+        return None
+    if not record.running or record.box is None:
+        raise SandboxDeadError(root.resolve(), record)
+    return record.box
 
 
 @dataclass(frozen=True)
@@ -87,11 +143,14 @@ def _backend(root: Path) -> _Backend:
 
 
 def up(root: Path) -> Sandbox:
-    """Start (or find) this root's sandbox and create its bucket, lock table and profiles."""
+    """Start (or find) this root's sandbox and create its bucket, lock table and profiles.
+
+    A recorded sandbox that has died is replaced by a new server (and record)."""
     root = root.resolve()
     backend = _backend(root)
     with _root_lock(root):
-        box = current(root)
+        record = lookup(root)
+        box = record.box if record is not None and record.running else None
         started = box is None
         if box is None:
             box = start_server(state_dir_for(root))
@@ -100,23 +159,29 @@ def up(root: Path) -> Sandbox:
         except BaseException:
             if started:
                 stop(box)
-                shutil.rmtree(box.state_dir, ignore_errors=True)
+                # A sandbox that was in use stays recorded (now dead, so commands stop): a
+                # failed `up` must not switch the root to AWS.
+                if record is None:
+                    shutil.rmtree(box.state_dir, ignore_errors=True)
             raise
     return box
 
 
-def down(root: Path) -> bool:
-    """Stop this root's sandbox and remove its state; False when none was running."""
+def down(root: Path) -> Record | None:
+    """Stop this root's sandbox, if its server still runs, and remove its record and files,
+    so that the root's commands target AWS again; what was recorded (None: nothing)."""
     root = root.resolve()
     if not (state_dir_for(root) / STATE_FILE).exists():
-        return False
+        return None
     with _root_lock(root):
-        box = current(root)
-        if box is None:
-            return False
-        stop(box)
-        shutil.rmtree(box.state_dir, ignore_errors=True)
-    return True
+        record = lookup(root)
+        if record is None:
+            return None
+        if record.box is not None:
+            # Only our moto on the recorded port is stopped; a pid reused since is left alone.
+            stop(record.box)
+        shutil.rmtree(state_dir_for(root), ignore_errors=True)
+    return record
 
 
 # ---------------------------------------------------------------------------------------------

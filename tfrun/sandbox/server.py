@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ class Sandbox:
     config_file: Path
     credentials_file: Path
     log_file: Path
+    # When the server was started (ISO 8601, local time); "" in a record of an older tfrun.
+    started: str = ""
 
     def environ(self) -> dict[str, str]:
         """Variables that send terraform, the AWS CLI and boto3 to this sandbox.
@@ -110,7 +113,7 @@ def state_dir_for(root: Path) -> Path:
     return root.resolve() / ".tfrun" / "sandbox"
 
 
-def _sandbox_at(state_dir: Path, pid: int, port: int) -> Sandbox:
+def _sandbox_at(state_dir: Path, pid: int, port: int, started: str = "") -> Sandbox:
     return Sandbox(
         pid=pid,
         port=port,
@@ -119,6 +122,7 @@ def _sandbox_at(state_dir: Path, pid: int, port: int) -> Sandbox:
         config_file=state_dir / "aws-config",
         credentials_file=state_dir / "aws-credentials",
         log_file=state_dir / "moto.log",
+        started=started,
     )
 
 
@@ -234,7 +238,13 @@ def _log_tail(log_file: Path, offset: int, lines: int = 15) -> str:
 
 
 def _write_state(box: Sandbox) -> None:
-    state = {"pid": box.pid, "port": box.port, "endpoint": box.endpoint, "python": sys.executable}
+    state = {
+        "pid": box.pid,
+        "port": box.port,
+        "endpoint": box.endpoint,
+        "started": box.started,
+        "python": sys.executable,
+    }
     write_atomically(box.state_dir / STATE_FILE, json.dumps(state, indent=2) + "\n")
 
 
@@ -246,7 +256,8 @@ def read_state(state_dir: Path) -> Sandbox | None:
         return None
     if not isinstance(pid, int) or not isinstance(port, int) or pid <= 0:
         return None
-    return _sandbox_at(state_dir, pid, port)
+    started = state.get("started")
+    return _sandbox_at(state_dir, pid, port, started if isinstance(started, str) else "")
 
 
 def start_server(
@@ -261,10 +272,11 @@ def start_server(
     write_profiles(provisional, {"default": DEFAULT_REGION}, replace=True)
     log_file = provisional.log_file
     offset = log_file.stat().st_size if log_file.exists() else 0
+    started = datetime.now().astimezone().isoformat(timespec="seconds")
     pid = process.spawn_detached(
         [sys.executable, "-m", _SERVER_MODULE, "-H", HOST, "-p", str(port)], log_file
     )
-    box = _sandbox_at(state_dir, pid, port)
+    box = _sandbox_at(state_dir, pid, port, started)
     server = _process(pid)
     deadline = time.monotonic() + timeout
     while True:

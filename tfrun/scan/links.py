@@ -28,17 +28,17 @@ from tfrun.scan import lexer, tfjson
 from tfrun.scan.blocks import Block, Extraction, Facts, Pass, decode
 from tfrun.scan.fast import fast_block
 
-SIGNATURE = generate.SIGNATURE.encode()
 CACHE_FILE = "scan.json"
 # Bump when what `finish` returns changes, so old caches are ignored rather than trusted.
-CACHE_VERSION = 2
+# 3: "signed" is the exact signature line, no longer a prefix of it.
+CACHE_VERSION = 3
 
 _CANDIDATE = re.compile(rb'terraform_remote_state|\bmodule\b\s*["\w{]')
 _HEADER_WORDS = re.compile(r"terraform_remote_state|\bmodule\b")
 
 
 def first_pass(name: str, data: bytes) -> Pass:
-    first = Pass({"signed": data.startswith(SIGNATURE)})
+    first = Pass({"signed": generate.is_signed(data)})
     if _CANDIDATE.search(data) is None:
         return first
     first.lexed = True

@@ -24,14 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tfrun import generate
 from tfrun.scan import lexer
 from tfrun.scan.blocks import Block, Extraction, Facts, Nested, Pass, decode
-from tfrun.scan.links import SIGNATURE
 from tfrun.scan.reader import Reader
 
 CACHE_FILE = "settings.json"
 # Bump when what `finish` returns changes, so old caches are ignored rather than trusted.
-CACHE_VERSION = 1
+# 2: "signed" is the exact signature line, no longer a prefix of it.
+CACHE_VERSION = 2
 
 _CANDIDATE = re.compile(rb"\b(?:resource|data|ephemeral|provider|terraform|check)\b")
 _TYPED = frozenset({"resource", "data", "ephemeral"})
@@ -92,7 +93,7 @@ def _settings(path: Path, fact: Facts) -> FileSettings:
 
 
 def first_pass(name: str, data: bytes) -> Pass:
-    first = Pass({"signed": data.startswith(SIGNATURE)})
+    first = Pass({"signed": generate.is_signed(data)})
     if not name.endswith(".tf") or _CANDIDATE.search(data) is None:
         return first
     first.lexed = True
