@@ -105,7 +105,9 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     if "-json" not in argv:  # machine output is the JSON alone, as terraform's is
-        print(f"fake terraform {' '.join(argv)}", flush=True)
+        # Its flags, not their values: terraform never echoes a variable's value either.
+        flags = [arg.split("=", 1)[0] for arg in argv[1:] if arg.startswith("-")]
+        print(f"fake terraform {' '.join([command, *flags])}", flush=True)
     try:
         deadline = time.monotonic() + float(settings.get("sleep", 0))
         while (left := deadline - time.monotonic()) > 0:

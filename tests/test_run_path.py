@@ -60,7 +60,7 @@ def test_one_stack_waits_for_a_run_all_applying_it(fake_repo: FakeRepo) -> None:
         _out, err = many.communicate(timeout=60)
     assert many.returncode == 0, err
     one.assert_success()
-    assert "waiting for tfrun (pid" in one.stderr, (fake_repo.records(), one)
+    assert "waiting for terraform apply (pid" in one.stderr, (fake_repo.records(), one)
     first, second = _spans(fake_repo, "apply")
     assert second[0] >= first[1], "the second apply started while the first was running"
 
@@ -161,7 +161,7 @@ def test_one_stack_waits_for_a_run_all_applying_it_with_real_terraform(
         out, err = many.communicate(timeout=300)
     assert many.returncode == 0, out + err
     one.assert_success()
-    assert "waiting for tfrun (pid" in one.stderr
+    assert "waiting for terraform " in one.stderr and "started by tfrun pid" in one.stderr
     # The second apply found the first one's state, so it had nothing left to create.
     assert "0 added" in one.stdout
     assert "staging/eu-west-1/network.tfstate" in state_backend.object_keys()

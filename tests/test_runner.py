@@ -689,11 +689,13 @@ def test_a_second_tfrun_waits_for_the_first_or_gives_up_after_the_lock_timeout(
     impatient = drive(LOCK_TIMEOUT="0.2")
     assert impatient.wait() == ExitCode.STACK_FAILED
     reason = impatient.stacks()["a"]["reason"]
-    assert f"pid {first.process.pid}, apply" in reason and "--lock-timeout" in reason
+    # The holder is named down to the terraform that holds the stack for its tfrun.
+    assert "terraform apply (pid " in reason and "--lock-timeout" in reason
+    assert f"started by tfrun pid {first.process.pid}" in reason
     patient = drive()
     assert first.wait() == 0
     assert patient.wait() == 0
-    assert f"waiting for tfrun (pid {first.process.pid}" in patient.output.read_text()
+    assert f"started by tfrun pid {first.process.pid}" in patient.output.read_text()
     # The two applies that ran never overlapped.
     spans = sorted(
         (r["t"], next(e["t"] for e in live.records("exit") if e["pid"] == r["pid"]))

@@ -21,6 +21,7 @@ from typing import Annotated, Any, cast
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tfrun import hcl
+from tfrun.durations import parse_duration
 from tfrun.errors import ConfigError
 from tfrun.files import write_atomically
 from tfrun.hcl import parse_file, parse_text
@@ -86,6 +87,15 @@ def _key_error(key: str, problem: str) -> ValueError:
 KeyTemplate = Annotated[str | None, AfterValidator(_check_key_template)]
 
 
+def _check_duration(text: str | None) -> str | None:
+    if text is not None:
+        parse_duration(text)
+    return text
+
+
+Duration = Annotated[str | None, AfterValidator(_check_duration)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -132,6 +142,10 @@ class FileConfig(_Model):
     endpoint: str | None = None
     default_region: str | None = None
     retry: RetryConfig | None = None
+    # Each terraform command's limit (a duration: "30m"); --timeout wins.
+    timeout: Duration = None
+    # How many runs' logs and plans .tfrun/runs keeps.
+    keep_runs: int | None = Field(default=None, ge=1, le=1000)
     # Stack-level settings (allowed in any file; usually in stack.hcl).
     owner: str | None = None
     dependencies: list[str] | None = None
@@ -156,11 +170,24 @@ class FileConfig(_Model):
                 )
         return value
 
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        # Each name is a provider's local name in the generated required_providers block.
+        for name in value or {}:
+            if not TERRAFORM_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{json.dumps(name)} is no provider name: a provider's name (aws, "
+                    "kubernetes, my-provider) starts with a letter or an underscore and has only "
+                    "letters, digits, underscores and dashes"
+                )
+        return value
+
 
 # Keys that describe one stack and make no sense in a file shared by many.
 _STACK_ONLY = ("dependencies", "remote_state", "key")
 # Keys that describe the whole repository and belong only in the root file.
-_ROOT_ONLY = ("repo", "state", "environments", "endpoint", "retry")
+_ROOT_ONLY = ("repo", "state", "environments", "endpoint", "retry", "keep_runs")
 
 
 class Config(_Model):
@@ -175,6 +202,8 @@ class Config(_Model):
     endpoint: str | None
     default_region: str | None
     retry: RetryConfig
+    timeout: str | None
+    keep_runs: int | None
     owner: str | None
     dependencies: list[str]
     remote_state: dict[str, str]
@@ -184,6 +213,10 @@ class Config(_Model):
     profile: str | None
     key: str | None
     sources: tuple[Path, ...]
+
+    @property
+    def timeout_s(self) -> float | None:
+        return None if self.timeout is None else parse_duration(self.timeout)
 
     @property
     def key_template(self) -> str:
@@ -372,6 +405,8 @@ def build(files: Iterable[tuple[Path, dict[str, Any]]], root_file: Path) -> Conf
         "endpoint": None,
         "default_region": None,
         "retry": {},
+        "timeout": None,
+        "keep_runs": None,
         "owner": None,
         "dependencies": [],
         "remote_state": {},

@@ -11,8 +11,9 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,9 @@ import anyio
 import anyio.abc
 
 from tfrun.errors import ToolMissingError
+from tfrun.files import open_private
+
+_LAUNCHER = str(Path(__file__).with_name("launch.py"))
 
 
 @dataclass(frozen=True)
@@ -111,11 +115,15 @@ class Launch:
     stdout: Path | None = None
     terminal: bool = False
     echo: IO[bytes] | None = None
+    # Open descriptors the child keeps (the stack lock: held while terraform runs, even if
+    # tfrun dies), and who to tell the child's pid once it runs.
+    pass_fds: tuple[int, ...] = ()
+    on_spawn: Callable[[int], None] | None = None
 
 
 @dataclass(frozen=True)
 class Exited:
-    returncode: int
+    returncode: int  # negative: killed by that signal
     start: float  # time.monotonic()
     end: float
     signalled: bool  # tfrun sent it a signal before it exited
@@ -123,6 +131,24 @@ class Exited:
     @property
     def duration_s(self) -> float:
         return self.end - self.start
+
+    @property
+    def killed_by(self) -> signal.Signals | None:
+        """The signal that killed the command (a crash, the OOM killer), if one did."""
+        if self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode)
+        except ValueError:
+            return None
+
+
+def _supervised(executable: str, args: Sequence[str]) -> list[str]:
+    """The command line that makes the child stop gracefully when tfrun dies (tfrun/launch.py);
+    where the kernel cannot do that, the command itself."""
+    if not sys.platform.startswith("linux"):
+        return [executable, *args]
+    return [sys.executable, "-S", _LAUNCHER, str(os.getpid()), executable, *args]
 
 
 class ProcessGroups:
@@ -189,10 +215,10 @@ async def run_in_group(launch: Launch, groups: ProcessGroups, *, grace_s: float 
     """
     executable = resolve_executable(launch.argv[0])
     with ExitStack() as files:
-        log = files.enter_context(launch.log.open("ab"))
+        log = files.enter_context(os.fdopen(open_private(launch.log, "ab"), "ab"))
         out: IO[bytes] | int | None = log
         if launch.stdout:
-            out = files.enter_context(launch.stdout.open("wb"))
+            out = files.enter_context(os.fdopen(open_private(launch.stdout, "wb"), "wb"))
         elif launch.echo is not None:
             out = subprocess.PIPE
         start = time.monotonic()
@@ -200,7 +226,7 @@ async def run_in_group(launch: Launch, groups: ProcessGroups, *, grace_s: float 
         # knows about.
         with anyio.CancelScope(shield=True):
             child = await anyio.open_process(
-                [executable, *launch.argv[1:]],
+                _supervised(executable, launch.argv[1:]),
                 stdin=None if launch.terminal else subprocess.DEVNULL,
                 stdout=None if launch.terminal else out,
                 stderr=None
@@ -209,8 +235,11 @@ async def run_in_group(launch: Launch, groups: ProcessGroups, *, grace_s: float 
                 cwd=launch.cwd,
                 env=_environ(launch.env),
                 start_new_session=not launch.terminal,
+                pass_fds=launch.pass_fds,
             )
             groups.add(child.pid, terminal=launch.terminal)
+        if launch.on_spawn is not None:
+            launch.on_spawn(child.pid)
         try:
             if child.stdout is not None and launch.echo is not None:
                 await _copy(child.stdout, (log, launch.echo))

@@ -158,7 +158,7 @@ class RunReport:
     def write_json(self, path: Path, *, detailed_exitcode: bool = False) -> None:
         """Written whole or not at all: a CI job reading it never sees half a report."""
         report = self.to_json(detailed_exitcode=detailed_exitcode)
-        write_atomically(path, json.dumps(report, indent=2) + "\n")
+        write_atomically(path, json.dumps(report, indent=2) + "\n", private=True)
 
 
 def exit_code(report: RunReport, *, detailed_exitcode: bool = False) -> ExitCode:

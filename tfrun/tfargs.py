@@ -332,3 +332,8 @@ def command_argv(binary: str, command: str, args: Sequence[str], line: CommandLi
     if not line.terminal and command in _TAKES_NO_COLOR and not has_flag(args, "no-color"):
         argv.append("-no-color")
     return argv + list(args)
+
+
+def chooses_backend(tf_args: Sequence[str]) -> bool:
+    """The person's own `init` already says what to do with the backend."""
+    return any(has_flag(tf_args, flag) for flag in ("reconfigure", "migrate-state", "backend"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -15,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from tfrun import durations
 from tfrun.report import Event, Finished, Notice, Progress, Result, RunReport, Started, Status
 
 # stderr carries tfrun's own messages so that stdout stays terraform's (`tfrun output -json`).
@@ -70,13 +72,11 @@ _STATUS_STYLE = {
 }
 # Rows the board keeps for its title, header and the line that counts the rows left out.
 _BOARD_CHROME = 6
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes}m{rest:02d}s"
+# Without a terminal (CI), how often a running stack says it is still running: CI services
+# end a job that prints nothing for 10 minutes, and a long apply is silent.
+HEARTBEAT_S = float(os.environ.get("TFRUN_HEARTBEAT_S") or 30)
+# How often the follower looks at the logs of running stacks.
+_FOLLOW_TICK_S = 0.5
 
 
 def _changes(result: Result | None, *, provisional: bool = True) -> Text:
@@ -127,9 +127,7 @@ class ForegroundDisplay:
     def summary(self, report: RunReport) -> None:
         for node, result in report.results.items():
             # terraform printed its own errors for its command; the rest are tfrun's to tell.
-            own = result.exit_code is not None and not result.reason.startswith(
-                "terraform init failed"
-            )
+            own = result.reason.startswith(f"terraform {report.command} failed")
             if result.status in (Status.FAILED, Status.REFUSED) and not own:
                 where = f" (log: {result.log})" if result.log is not None else ""
                 error(f"{node}: {result.reason}{where}")
@@ -138,25 +136,40 @@ class ForegroundDisplay:
 class RunDisplay:
     """The sink of a run's events, and the summary at its end."""
 
-    def __init__(self, nodes: Sequence[str], command: str, live: bool, run_dir: Path) -> None:
+    def __init__(
+        self,
+        nodes: Sequence[str],
+        command: str,
+        live: bool,
+        run_dir: Path,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
         self.nodes = list(nodes)
         self.command = command
         self.live = live
         self.run_dir = run_dir
-        # The board renders from rich's refresh thread while events arrive on the event loop.
+        self.heartbeat_s = heartbeat_s
+        # The board renders from rich's refresh thread, and the log follower from its own,
+        # while events arrive on the event loop.
         self._lock = threading.Lock()
         self._phase: dict[str, str] = {}
         self._started: dict[str, float] = {}
         self._results: dict[str, Result] = {}
         self._live: Live | None = None
+        self._follower: _Follower | None = None
 
     def __enter__(self) -> RunDisplay:
         if self.live:
             self._live = Live(self, console=stderr, refresh_per_second=4, transient=True)
             self._live.start()
+        else:
+            self._follower = _Follower(self)
+            self._follower.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        if self._follower is not None:
+            self._follower.stop()
         if self._live is not None:
             self._live.stop()
             self._live = None
@@ -182,10 +195,13 @@ class RunDisplay:
                 self._results[event.node] = event.result
         if isinstance(event, Notice):
             info(f"{event.node}: {event.text}" if event.node else event.text)
-        elif isinstance(event, Finished) and not self.live:
-            self._block(event.node, event.result)
+        elif self._follower is not None and isinstance(event, Started):
+            self._follower.started(event.node)
+        elif self._follower is not None and isinstance(event, Finished):
+            self._follower.finished(event.node, event.result)
 
-    def _block(self, node: str, result: Result) -> None:
+    def _block(self, node: str, result: Result, *, shown: int = 0) -> None:
+        """The stack's whole log under a header; `shown` bytes of it were streamed already."""
         header = Text.assemble(
             ("── ", "dim"),
             (node, "bold"),
@@ -193,15 +209,16 @@ class RunDisplay:
             (str(result.status), _STATUS_STYLE[result.status]),
         )
         if result.status is not Status.SKIPPED:
-            header.append(f" · {_duration(result.duration_s)}")
+            header.append(f" · {durations.show(result.duration_s)}")
         if result.changes is not None:
             header.append(" · ")
             header.append_text(_changes(result))
         stdout.print(header)
         content = ""
         if result.log is not None:
-            with suppress(OSError):
-                content = result.log.read_text(encoding="utf-8", errors="replace")
+            with suppress(OSError), result.log.open("rb") as log:
+                log.seek(shown)
+                content = log.read().decode("utf-8", "replace")
         if content:
             sys.stdout.write(content if content.endswith("\n") else content + "\n")
         elif result.reason:  # skipped or refused before a log was started
@@ -241,7 +258,7 @@ class RunDisplay:
                     elapsed = result.duration_s
                     state = Text(str(result.status), _STATUS_STYLE[result.status])
                 shown_elapsed = (
-                    "" if result and result.status is Status.SKIPPED else _duration(elapsed)
+                    "" if result and result.status is Status.SKIPPED else durations.show(elapsed)
                 )
                 table.add_row(node, state, shown_elapsed, _changes(result))
             hidden = len(self.nodes) - len(shown)
@@ -263,7 +280,7 @@ class RunDisplay:
             table.add_row(
                 marked,
                 Text(str(result.status), _STATUS_STYLE[result.status]),
-                _duration(result.duration_s) if result.status is not Status.SKIPPED else "",
+                durations.show(result.duration_s) if result.status is not Status.SKIPPED else "",
                 _changes(result, provisional=False),
             )
             note = _note(result)
@@ -276,7 +293,94 @@ class RunDisplay:
             stderr.print(notes)
         counts = report.counts()
         parts = [f"{counts[status]} {status}" for status in Status if counts[status]]
-        line = ", ".join(parts) + f" in {_duration(report.duration_s)}"
+        line = ", ".join(parts) + f" in {durations.show(report.duration_s)}"
         if report.run_dir is not None:
             line += f"; logs in {report.run_dir}"
         stderr.print(Text(line, "bold red" if counts[Status.FAILED] else "bold"))
+
+
+class _Follower:
+    """Progress without a terminal: a line when a stack starts, its output streamed live
+    (prefixed with its name) while it is the only one running, otherwise a heartbeat per
+    running stack with its phase, time and the last line terraform wrote. Each finished
+    stack's log is then printed whole, less what was streamed."""
+
+    def __init__(self, display: RunDisplay) -> None:
+        self.display = display
+        self._shown: dict[str, int] = {}  # bytes of each log already streamed
+        self._told: dict[str, float] = {}  # when each running stack last printed anything
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tfrun log follower", daemon=True)
+        self._print = threading.Lock()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def started(self, node: str) -> None:
+        with self._print:
+            self._told[node] = time.monotonic()
+            stdout.print(Text.assemble(("── ", "dim"), (node, "bold"), " · started"))
+            sys.stdout.flush()
+
+    def finished(self, node: str, result: Result) -> None:
+        with self._print:
+            self._told.pop(node, None)
+            self.display._block(node, result, shown=self._shown.pop(node, 0))
+
+    def _run(self) -> None:
+        while not self._stopping.wait(_FOLLOW_TICK_S):
+            with self.display._lock:
+                running = {node: self.display._phase[node] for node in self.display._phase}
+            with self._print:
+                if len(running) == 1:
+                    self._stream(next(iter(running)))
+                else:
+                    self._heartbeats(running)
+
+    def _log(self, node: str) -> Path:
+        return self.display.run_dir / f"{node}.log"
+
+    def _stream(self, node: str) -> None:
+        if node not in self._told:
+            return  # finished meanwhile
+        with suppress(OSError), self._log(node).open("rb") as log:
+            log.seek(self._shown.get(node, 0))
+            data = log.read()
+            whole = data[: data.rfind(b"\n") + 1]  # complete lines only
+            if whole:
+                for line in whole.decode("utf-8", "replace").splitlines():
+                    sys.stdout.write(f"{node} │ {line}\n")
+                sys.stdout.flush()
+                self._shown[node] = self._shown.get(node, 0) + len(whole)
+                self._told[node] = time.monotonic()
+
+    def _heartbeats(self, running: dict[str, str]) -> None:
+        now = time.monotonic()
+        for node, phase in running.items():
+            if node not in self._told or now - self._told[node] < self.display.heartbeat_s:
+                continue
+            self._told[node] = now
+            elapsed = now - self.display._started.get(node, now)
+            line = Text.assemble(
+                ("── ", "dim"), (node, "bold"), f" · still {phase} · {durations.show(elapsed)}"
+            )
+            last = _last_line(self._log(node))
+            if last:
+                line.append(f" · last: {last}", "dim")
+            stdout.print(line)
+        sys.stdout.flush()
+
+
+def _last_line(log: Path, tail: int = 4096) -> str:
+    try:
+        with log.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - tail))
+            lines = handle.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1].strip()[:200] if lines else ""

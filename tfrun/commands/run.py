@@ -126,14 +126,14 @@ def approve(selection: Selection, args: RunArgs, confirmations: list[safety.Conf
 
 def check_report_path(path: Path) -> None:
     """--json is written after every stack ran (applies included): a path it cannot be
-    written to is found before anything runs."""
-    parent = path.parent if str(path.parent) else Path()
+    written to is found before anything runs. Missing folders are made when it is written."""
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
     problem = None
-    if path.is_dir():
+    if existing == path and path.is_dir():
         problem = "it is a folder; name a file"
-    elif not parent.is_dir():
-        problem = f"its folder {parent} does not exist"
-    elif not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    elif existing != path and not existing.is_dir():
+        problem = f"{existing} is a file, so no folder can be made there"
+    elif not os.access(existing, os.W_OK):
         problem = "tfrun may not write there"
     if problem:
         raise UsageError(f"--json {path}: {problem}. Nothing ran.")
@@ -190,6 +190,7 @@ def run(args: RunArgs) -> int:
         destroy_order=destroying,
         detailed_exitcode=args.detailed_exitcode,
         lock_timeout=args.lock_timeout,
+        timeout_s=args.timeout,
         json_path=args.json_path,
         live_board=ui.live_board() and not foreground,
         foreground=foreground,

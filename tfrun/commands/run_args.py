@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tfrun import tfargs
+from tfrun.durations import parse_duration
 from tfrun.errors import TfrunError, UsageError
 
 
@@ -43,6 +44,7 @@ class RunArgs:
     fail_fast: bool = False
     detailed_exitcode: bool = False
     lock_timeout: float | None = None
+    timeout: float | None = None
     env: list[str] = field(default_factory=list)
     region: list[str] = field(default_factory=list)
     include: list[str] = field(default_factory=list)
@@ -53,7 +55,7 @@ class RunArgs:
 
 class RunOption(NamedTuple):
     attribute: str  # of RunArgs
-    kind: str  # flag, text, path, count, seconds or list (repeatable)
+    kind: str  # flag, text, path, count, seconds, duration or list (repeatable)
     help: str  # one line, for `tfrun --help` and `tfrun COMMAND --help`
     metavar: str = ""
 
@@ -82,6 +84,9 @@ RUN_OPTIONS: dict[str, RunOption] = {
     "--json": RunOption("json_path", "path", "write a report of the run as JSON to FILE", "FILE"),
     "--lock-timeout": RunOption(
         "lock_timeout", "seconds", "wait at most this long for a run already in a stack", "SECONDS"
+    ),
+    "--timeout": RunOption(
+        "timeout", "duration", "end each terraform command that runs longer (90s, 30m, 1h)", "TIME"
     ),
     "--allow-recreate": RunOption(
         "allow_recreate", "flag", "allow an apply that recreates renamed resources"
@@ -161,6 +166,13 @@ def _seconds(flag: str, text: str) -> float:
     return value
 
 
+def _duration(flag: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}.") from None
+
+
 def _store(args: RunArgs, flag: str, value: str) -> None:
     attribute, kind = RUN_OPTIONS[flag][:2]
     if kind == "list":
@@ -172,6 +184,7 @@ def _store(args: RunArgs, flag: str, value: str) -> None:
         "path": lambda: Path(value),
         "count": lambda: _positive_int(flag, value),
         "seconds": lambda: _seconds(flag, value),
+        "duration": lambda: _duration(flag, value),
     }
     setattr(args, attribute, converters[kind]())
 

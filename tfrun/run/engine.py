@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -27,7 +28,7 @@ from tfrun import process
 from tfrun import report as reporting
 from tfrun import terraform as terraforms
 from tfrun.discovery import Repository, Stack
-from tfrun.files import write_atomically
+from tfrun.files import PRIVATE_DIR_MODE, make_private_dir, write_atomically
 from tfrun.generate import GeneratedFile
 from tfrun.report import Notice, Result, RunReport, Sink, Status
 from tfrun.run import stack as stack_run
@@ -43,6 +44,8 @@ DEFAULT_PARALLELISM = max(2, min(8, 2 * (os.cpu_count() or 1)))
 # child it no longer waits for.
 DEFAULT_KILL_GRACE_S = 5.0
 RUNS_DIR = Path(".tfrun") / "runs"
+# Run folders kept under .tfrun/runs: their logs and plans hold secrets and add up.
+DEFAULT_KEEP_RUNS = 20
 # Each stack's duration in the last run of each command: the scheduler's priorities.
 DURATIONS_FILE = Path(".tfrun") / "durations.json"
 
@@ -69,20 +72,36 @@ class RunOptions:
     after_init: stack_run.AfterInit | None = None
     generated: Mapping[str, Sequence[GeneratedFile]] | None = None  # see stack_run.Job
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
+    keep_runs: int | None = None  # default: keep_runs in tfrun.hcl, else DEFAULT_KEEP_RUNS
+    timeout_s: float | None = None  # each terraform command's; else the stack's config's
     # Receives the run's events instead of the terminal display (tests, benchmarks).
     sink: Sink | None = None
 
 
-def new_run_dir(root: Path, command: str) -> Path:
+def new_run_dir(root: Path, command: str, keep: int = DEFAULT_KEEP_RUNS) -> Path:
+    """A private folder for this run's logs and plans; the oldest beyond `keep` runs go."""
     runs = root / RUNS_DIR
+    make_private_dir(runs)
     name = f"{time.strftime('%Y%m%d-%H%M%S')}-{_COMMAND_IN_NAME.sub('_', command)}"
     path = runs / name
     try:
-        path.mkdir(parents=True)
+        path.mkdir(mode=PRIVATE_DIR_MODE)
     except FileExistsError:  # two runs in one second
         path = runs / f"{name}-{os.getpid()}"
-        path.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path)
+    prune_runs(runs, keep, current=path)
     return path
+
+
+def prune_runs(runs: Path, keep: int, *, current: Path) -> None:
+    """Best effort: the runs before the last `keep` (this one included) are removed."""
+    try:
+        # Names start with the time: sorted by name, oldest first.
+        older = sorted(p for p in runs.iterdir() if p.is_dir() and p != current)
+    except OSError:
+        return
+    for path in older[: max(0, len(older) - (keep - 1))]:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def load_durations(root: Path, command: str) -> dict[str, float]:
@@ -127,9 +146,11 @@ async def _watch_signals(
     *,
     task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """First SIGINT/SIGTERM: one SIGINT to each terraform (through `stop`), then wait for them
-    to release their state locks. Second: SIGTERM, and SIGKILL after `grace_s`. Third: SIGKILL."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    """First SIGINT/SIGTERM/SIGHUP: one SIGINT to each terraform (through `stop`), then wait
+    for them to release their state locks. Second: SIGTERM, and SIGKILL after `grace_s`.
+    Third: SIGKILL."""
+    # SIGHUP: the terminal was closed; terraform must still release its state locks.
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         task_status.started()
         count = 0
         async with anyio.create_task_group() as later:
@@ -188,9 +209,12 @@ async def run_stacks(
     )
     repo = options.repo or Repository(stacks[0].root)
     toolchain = options.terraform or terraforms.resolve(repo)
-    run_dir = options.run_dir or new_run_dir(repo.root, command)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    keep = options.keep_runs or stacks[0].config.keep_runs or DEFAULT_KEEP_RUNS
+    run_dir = options.run_dir or new_run_dir(repo.root, command, keep)
+    make_private_dir(run_dir)
     groups = process.ProcessGroups()
+    # A plan in destroy order is a plan of a destroy: no stack reads outputs it changes.
+    destroy_plan = options.destroy_order and command == "plan"
     job = stack_run.Job(
         repo=repo,
         command=command,
@@ -207,6 +231,8 @@ async def run_stacks(
         foreground=options.foreground,
         after_init=options.after_init,
         generated=options.generated,
+        timeout_s=options.timeout_s,
+        destroy_plan=destroy_plan,
     )
 
     async def task(node: str, context: TaskContext) -> Result:

@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from tfrun.discovery import Stack
 from tfrun.run.scheduler import Stop, Stopped
 
@@ -59,45 +57,56 @@ async def stack_lock(
     timeout: float | None,
     stop: Stop,
     waiting: Callable[[str], None],
-) -> AsyncIterator[None]:
+) -> AsyncIterator[int]:
     """Hold the stack against other tfrun processes; `timeout` None waits for as long as it
-    takes (a Ctrl-C still ends the wait).
+    takes (a Ctrl-C still ends the wait). Yields the lock's descriptor: a terraform that
+    inherits it holds the stack with it, so a tfrun that dies mid-apply leaves the stack
+    locked until its terraform has stopped.
 
     `waiting` is told once, with who holds it, when the first try fails.
     """
     path = stack_lock_path(stack)
     path.parent.mkdir(parents=True, exist_ok=True)
-    owner_file = path.with_name(path.name + ".owner")
-    lock = FileLock(path)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    told = False
-    while True:
-        try:
-            lock.acquire(blocking=False)
-            break
-        except Timeout:
+    owner_file = owner_path(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
             holder = _holder(owner_file)
             if deadline is not None and time.monotonic() >= deadline:
                 raise LockTimeout(
                     f"{holder} is working in this stack; gave up waiting after "
                     f"{timeout:g}s (--lock-timeout)."
-                ) from None
+                )
             if not told:
                 waiting(holder)
                 told = True
             if not await stop.sleep(POLL_S):
-                raise Stopped from None
-    try:
-        with suppress(OSError):
-            owner_file.write_text(
-                f"tfrun (pid {os.getpid()}, {command}, since {time.strftime('%H:%M:%S')})\n",
-                encoding="utf-8",
-            )
-        yield
+                raise Stopped
+        note_holder(
+            path, f"tfrun (pid {os.getpid()}, {command}, since {time.strftime('%H:%M:%S')})"
+        )
+        yield fd
     finally:
-        # The owner file stays (the next holder overwrites it): it is read only while the lock
-        # is held, and creating a file per run costs more than the rest of the lock.
-        lock.release()
+        os.close(fd)  # closing tfrun's descriptor releases the lock unless a child holds it
+
+
+def owner_path(lock_path: Path) -> Path:
+    # The owner file stays (the next holder overwrites it): it is read only while the lock is
+    # held, and creating a file per run costs more than the rest of the lock.
+    return lock_path.with_name(lock_path.name + ".owner")
+
+
+def note_holder(lock_path: Path, holder: str) -> None:
+    """Who holds the stack, for the next tfrun that finds it locked."""
+    with suppress(OSError):
+        owner_path(lock_path).write_text(holder + "\n", encoding="utf-8")
 
 
 def _platform() -> str | None:

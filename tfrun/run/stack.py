@@ -14,8 +14,10 @@ stderr and kept in the log.
 from __future__ import annotations
 
 import json
-import re
+import os
+import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -23,23 +25,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tfrun import process, recreate, retry, terraform, tfargs
+import anyio
+
+from tfrun import durations, process, recreate, retry, terraform, tfargs
 from tfrun.discovery import Repository, Stack
 from tfrun.errors import RefusedError, TfrunError
+from tfrun.files import PRIVATE_FILE_MODE, make_private_dir, open_private
 from tfrun.generate import GeneratedFile
 from tfrun.process import Launch, ProcessGroups
 from tfrun.report import Changes, Result
-from tfrun.run.locks import LockTimeout, PluginCacheLock, init_may_write_cache, stack_lock
+from tfrun.run import logs
+from tfrun.run.locks import (
+    LockTimeout,
+    PluginCacheLock,
+    init_may_write_cache,
+    note_holder,
+    stack_lock,
+    stack_lock_path,
+)
 from tfrun.run.scheduler import Stopped, TaskContext
 
 PLAN_OK = frozenset({0, 2})  # with -detailed-exitcode: 2 is "succeeded, with changes"
 OK = frozenset({0})
-# Only the end of a failed attempt is searched for a transient cause: that is where terraform
-# prints its errors, and a plan's output can be megabytes.
-_TAIL_BYTES = 64 * 1024
-_ERROR_LINE = re.compile(r"^[│╷╵|\s]*Error: (.+)$", re.M)
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_SECRET_NAME = re.compile(r"(?i)(secret|password|passwd|token|private|credential|_key\b|^key$)")
 
 # Called after init, before the command, with the stack: raises RefusedError when the
 # command must not run (a saved plan that could only be read once the stack was initialised).
@@ -66,43 +73,32 @@ class Job:
     after_init: AfterInit | None = None
     # Each stack's generated files, rendered (and checked) before the run; else rendered here.
     generated: Mapping[str, Sequence[GeneratedFile]] | None = None
+    # Each terraform command's limit, in seconds; None: no limit.
+    timeout_s: float | None = None
+    destroy_plan: bool = False  # plan -destroy: upstream output changes do not apply
 
     def file(self, stack: Stack, suffix: str) -> Path:
         return self.run_dir / f"{stack.rel}{suffix}"
 
 
-def redact(argv: Sequence[str]) -> str:
-    """The command as logged: `-var` values whose name looks secret are hidden."""
-    shown = []
-    for index, arg in enumerate(argv):
-        value_of_var = index > 0 and argv[index - 1] == "-var"
-        body = (
-            arg if value_of_var else arg.removeprefix("-var=") if arg.startswith("-var=") else None
-        )
-        if body is not None and "=" in body and _SECRET_NAME.search(body.split("=", 1)[0]):
-            name = body.split("=", 1)[0]
-            arg = f"{name}=***" if value_of_var else f"-var={name}=***"
-        shown.append(arg if re.fullmatch(r"[\w@%+=:,./-]+", arg) else json.dumps(arg))
-    return " ".join(shown)
+class Killed(Exception):
+    """terraform ended by a signal it did not get from tfrun (a crash, the OOM killer)."""
+
+    def __init__(self, phase: str, signal: int) -> None:
+        self.signal = signal
+        name = _signal_name(signal)
+        super().__init__(f"terraform {phase} was killed by {name} (exit {128 + signal})")
 
 
-def _tail(log: Path, offset: int) -> str:
-    with log.open("rb") as handle:
-        size = handle.seek(0, 2)
-        handle.seek(max(offset, size - _TAIL_BYTES))
-        return handle.read().decode("utf-8", "replace")
+class TimedOut(Exception):
+    pass
 
 
-def _first_error(text: str) -> str | None:
-    match = _ERROR_LINE.search(_ANSI.sub("", text))
-    return match.group(1).strip() if match else None
-
-
-def _chooses_backend(tf_args: Sequence[str]) -> bool:
-    """The person's own `init` already says what to do with the backend."""
-    return any(
-        tfargs.has_flag(tf_args, flag) for flag in ("reconfigure", "migrate-state", "backend")
-    )
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 class _StackRun:
@@ -116,9 +112,10 @@ class _StackRun:
         self.attempts = 0
         self.error: str | None = None  # the first "Error:" line of the last failed command
         self.note = ""  # for the summary: resources the plan recreates that look renamed
+        self.lock_fd: int | None = None  # the stack lock, which each terraform inherits
 
     def write_log(self, line: str) -> None:
-        with self.log.open("a", encoding="utf-8") as handle:
+        with os.fdopen(open_private(self.log), "a", encoding="utf-8") as handle:
             handle.write(line.rstrip("\n") + "\n")
 
     async def terraform(
@@ -142,7 +139,7 @@ class _StackRun:
                 raise Stopped
             self.attempts = attempt
             note = f"  (attempt {attempt} of {attempts})" if attempt > 1 else ""
-            self.write_log(f"$ {redact(argv)}{note}")
+            self.write_log(f"$ {logs.redact(argv)}{note}")
             offset = self.log.stat().st_size
             self.context.progress(phase if attempt == 1 else f"{phase} (attempt {attempt})")
             launch = Launch(
@@ -153,18 +150,23 @@ class _StackRun:
                 stdout,
                 terminal=terminal,
                 echo=echo,
+                pass_fds=(self.lock_fd,) if self.lock_fd is not None else (),
+                on_spawn=self.holding,
             )
-            exited = await process.run_in_group(launch, self.job.groups, grace_s=self.job.grace_s)
+            exited = await self.run_limited(phase, launch)
             code = exited.returncode
-            self.write_log(f"# exit {code} after {exited.duration_s:.1f}s")
+            ended = f"killed by {exited.killed_by.name}" if exited.killed_by else f"exit {code}"
+            self.write_log(f"# {ended} after {exited.duration_s:.1f}s")
             if code in ok:
                 return code
             if exited.signalled or self.context.stop.requested:
                 raise Stopped
+            if exited.killed_by is not None:
+                raise Killed(phase, exited.killed_by)
             if terminal:
                 return code
-            output = _tail(self.log, offset)
-            self.error = _first_error(output)
+            output = logs.tail(self.log, offset)
+            self.error = logs.first_error(output)
             cause = retry.transient_cause(output)
             if cause is None or attempt == attempts:
                 return code
@@ -179,6 +181,25 @@ class _StackRun:
             if not await self.context.stop.sleep(delay):
                 raise Stopped
         raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
+
+    async def run_limited(self, phase: str, launch: Launch) -> process.Exited:
+        """One process, ended (gracefully first) when it outlives the job's timeout."""
+        limit = self.job.timeout_s or self.stack.config.timeout_s
+        with anyio.move_on_after(limit) as scope:
+            return await process.run_in_group(launch, self.job.groups, grace_s=self.job.grace_s)
+        assert scope.cancelled_caught and limit is not None
+        self.write_log(f"tfrun: terraform {phase} timed out after {durations.show(limit)}; stopped")
+        raise TimedOut(
+            f"terraform {phase} timed out after {durations.show(limit)} (the time limit)"
+        )
+
+    def holding(self, pid: int) -> None:
+        """Say who holds the stack while this terraform runs: if tfrun dies, it still does."""
+        since = time.strftime("%H:%M:%S")
+        note_holder(
+            stack_lock_path(self.stack),
+            f"terraform {self.phase} (pid {pid}, started by tfrun pid {os.getpid()} at {since})",
+        )
 
     def failed(self, phase: str, code: int) -> Result:
         detail = f": {self.error}" if self.error else ""
@@ -236,7 +257,11 @@ class _StackRun:
             plan_file=None if plan_file is None else str(plan_file),
         )
         argv = tfargs.command_argv(job.terraform.binary, job.command, job.tf_args, line)
-        if job.command == "init" and switched is not None and not _chooses_backend(job.tf_args):
+        if (
+            job.command == "init"
+            and switched is not None
+            and not tfargs.chooses_backend(job.tf_args)
+        ):
             argv.insert(2, "-reconfigure")
         ok = PLAN_OK if job.command == "plan" and line.detailed_exitcode else OK
         if job.command == "init":
@@ -256,14 +281,18 @@ class _StackRun:
 
     async def plan_result(self, code: int, plan_file: Path) -> Result:
         attempts = self.attempts
+        with suppress(OSError):
+            os.chmod(plan_file, PRIVATE_FILE_MODE)  # it holds every variable's value
         changes: Changes = Changes()
         outputs: tuple[str, ...] = ()
         if code == 2:
             changes, outputs = await self.read_plan(plan_file)
+        # A destroy plan reads no upstream outputs that the run would change first.
         upstream = tuple(
             dependency
             for dependency in self.context.dependencies
-            if (before := self.context.results.get(dependency)) is not None
+            if not self.job.destroy_plan
+            and (before := self.context.results.get(dependency)) is not None
             and (before.output_changes or before.provisional)
         )
         return Result.succeeded(
@@ -302,21 +331,27 @@ class _StackRun:
 async def run_stack(stack: Stack, context: TaskContext, job: Job) -> Result:
     """The scheduler's task for one stack: whatever happens, one Result."""
     run = _StackRun(stack, context, job)
-    run.log.parent.mkdir(parents=True, exist_ok=True)
 
     def waiting(holder: str) -> None:
         context.progress("waiting for the stack lock")
         context.notice(f"waiting for {holder} to finish in this stack")
 
     try:
+        make_private_dir(run.log.parent)
         async with stack_lock(
             stack,
             command=job.command,
             timeout=job.lock_timeout,
             stop=context.stop,
             waiting=waiting,
-        ):
+        ) as run.lock_fd:
             result = await run.run()
+    except Killed as exc:
+        result = Result.failed(
+            str(exc), exit_code=128 + exc.signal, attempts=run.attempts, log=run.log
+        )
+    except TimedOut as exc:
+        result = Result.failed(str(exc), attempts=run.attempts, log=run.log)
     except Stopped:
         result = Result.interrupted(
             f"{run.phase} stopped: {context.stop.reason}", attempts=run.attempts, log=run.log
