@@ -1,6 +1,6 @@
 """Discovery benchmark: `tfrun graph --format json` over a generated 1,000-stack repository.
 
-    python bench/discovery.py [--stacks 1000] [--keep DIR]
+    python bench/discovery.py [--stacks 1000] [--keep DIR] [--patterns]
 
 Generates a live repository in a temp dir (a few .tf files per stack, 0-3 hand-written
 remote-state reads, some stack.hcl files with dependencies and remote_state, local modules
@@ -13,6 +13,12 @@ calling modules), then measures, in one run:
 and prints cold/target, warm/target and naive/cold. The targets are the issue's, for a 2-core
 machine: cold <= 3 s, warm <= 0.5 s. Both tfrun figures include interpreter start-up and
 imports, because that is what a user waits for.
+
+With --patterns, a quarter of the reads are written the ways public repositories write them,
+so that the evaluator has work (tfrun/scan/evaluate.py): the key from a variable in
+terraform.tfvars and a local, the read inside a local module called with the key, or one
+for_each read over several producers; and one stack in five writes an SSM parameter that one
+stack in five of the same environment and region reads by name.
 """
 
 from __future__ import annotations
@@ -186,11 +192,78 @@ output "id" {{
 """
 
 
-def generate(root: Path, stacks: int, seed: int = 7) -> Path:
+LOOKUP_MODULE = f"""\
+variable "key" {{
+  type = string
+}}
+
+data "terraform_remote_state" "this" {{
+  backend = "s3"
+  config = {{
+    bucket = "{BUCKET}"
+    key    = var.key
+    region = "eu-west-1"
+  }}
+}}
+
+output "outputs" {{
+  value = data.terraform_remote_state.this.outputs
+}}
+"""
+
+# The patterns of --patterns: (file text for a read of each producer), per style.
+COMPUTED_READ = """
+data "terraform_remote_state" "{name}" {{
+  backend = "s3"
+  config = {{
+    bucket = var.state_bucket
+    key    = "${{var.env}}/${{local.state_region}}/{producer}.tfstate"
+    region = "eu-west-1"
+  }}
+}}
+"""
+
+LOOKUP_CALL = """
+module "{name}" {{
+  source = "{source}"
+  key    = "{env}/{region}/{producer}.tfstate"
+}}
+"""
+
+FOR_EACH_READ = """
+data "terraform_remote_state" "upstream" {{
+  for_each = toset([{producers}])
+  backend  = "s3"
+  config = {{
+    bucket = "{bucket}"
+    key    = "{env}/{region}/${{each.key}}.tfstate"
+    region = "eu-west-1"
+  }}
+}}
+"""
+
+PARAMETER_WRITE = """
+resource "aws_ssm_parameter" "contract" {{
+  name  = "/${{var.env}}/{stack}/id"
+  type  = "String"
+  value = aws_security_group.this.id
+}}
+"""
+
+PARAMETER_READ = """
+data "aws_ssm_parameter" "{name}" {{
+  name = "/{env}/{producer}/id"
+}}
+"""
+
+
+def generate(root: Path, stacks: int, seed: int = 7, *, patterns: bool = False) -> Path:
     """Write the repository; returns the live root."""
     rng = random.Random(seed)
     live = root / "live"
     modules = root / "modules"
+    if patterns:
+        _write(modules / "lookup" / "main.tf", LOOKUP_MODULE)
     for module, calls in MODULES.items():
         text = MODULE_MAIN.format(
             module=module,
@@ -215,23 +288,35 @@ def generate(root: Path, stacks: int, seed: int = 7) -> Path:
             # Every tenth stack nests one level deeper (`platform/eks` in DESIGN §1).
             name = f"svc-{i:03d}/api" if i % 10 == 9 else f"svc-{i:03d}"
             env, region = folder.split("-", 1)
-            _stack(rng, live / folder / name, env, region, name, names)
+            _stack(rng, live / folder / name, env, region, name, names, patterns)
             names.append(name)
             made += 1
     return live
 
 
 def _stack(
-    rng: random.Random, path: Path, env: str, region: str, name: str, earlier: list[str]
+    rng: random.Random,
+    path: Path,
+    env: str,
+    region: str,
+    name: str,
+    earlier: list[str],
+    patterns: bool = False,
 ) -> None:
     index = len(earlier)
     producers = rng.sample(earlier, k=min(len(earlier), rng.choice((0, 1, 1, 2, 3))))
-    reads = "".join(
-        REMOTE_READ.format(name=f"r{n}", bucket=BUCKET, key=f"{env}/{region}/{producer}.tfstate")
-        for n, producer in enumerate(producers)
-    )
-    used = rng.sample(sorted(MODULES), k=rng.choice((0, 0, 1, 2)))
     depth = len(Path(name).parts) + 2  # live/<folder>/<name> -> ../(depth)modules
+    if patterns:
+        reads, tfvars = _pattern_reads(rng, env, region, name, producers, earlier, depth)
+    else:
+        tfvars = ""
+        reads = "".join(
+            REMOTE_READ.format(
+                name=f"r{n}", bucket=BUCKET, key=f"{env}/{region}/{producer}.tfstate"
+            )
+            for n, producer in enumerate(producers)
+        )
+    used = rng.sample(sorted(MODULES), k=rng.choice((0, 0, 1, 2)))
     calls = "".join(
         MODULE_CALL.format(name=m.replace("-", "_"), source="../" * depth + f"modules/{m}")
         for m in used
@@ -248,7 +333,7 @@ def _stack(
     _write(path / "outputs.tf", OUTPUTS.format(extra=module_outputs))
     if reads:
         _write(path / "remote.tf", reads)
-    _write(path / "terraform.tfvars", f'name = "{path.name}"\n')
+    _write(path / "terraform.tfvars", f'name = "{path.name}"\n{tfvars}')
     if earlier and rng.random() < 0.2:
         up = "../" * len(Path(name).parts)
         lines = [f'owner = "team-{index % 7}"']
@@ -256,6 +341,56 @@ def _stack(
         if rng.random() < 0.5:
             lines.append(f'remote_state = {{ upstream = "{up}{rng.choice(earlier)}" }}')
         _write(path / "stack.hcl", "\n".join(lines) + "\n")
+
+
+def _pattern_reads(
+    rng: random.Random,
+    env: str,
+    region: str,
+    name: str,
+    producers: list[str],
+    earlier: list[str],
+    depth: int,
+) -> tuple[str, str]:
+    """The reads of one stack under --patterns, and the lines its terraform.tfvars gets."""
+    texts: list[str] = []
+    tfvars = f'env          = "{env}"\nstate_bucket = "{BUCKET}"\n'
+    plain = []
+    for n, producer in enumerate(producers):
+        style = rng.choice(("plain", "plain", "plain", "computed"))
+        if style == "plain":
+            plain.append(producer)
+            continue
+        kind = rng.choice(("tfvars", "module", "for_each"))
+        if kind == "tfvars":
+            texts.append(COMPUTED_READ.format(name=f"c{n}", producer=producer))
+        elif kind == "module":
+            source = "../" * depth + "modules/lookup"
+            texts.append(
+                LOOKUP_CALL.format(
+                    name=f"lookup{n}", source=source, env=env, region=region, producer=producer
+                )
+            )
+        else:
+            plain.append(producer)  # read with the for_each below
+    if len(plain) > 1 and rng.random() < 0.5:
+        listing = ", ".join(f'"{p}"' for p in plain)
+        texts.append(FOR_EACH_READ.format(producers=listing, bucket=BUCKET, env=env, region=region))
+    else:
+        texts.extend(
+            REMOTE_READ.format(name=f"r{n}", bucket=BUCKET, key=f"{env}/{region}/{p}.tfstate")
+            for n, p in enumerate(plain)
+        )
+    texts.append(
+        'variable "env" {\n  type = string\n}\n\nvariable "state_bucket" {\n  type = string\n}\n'
+        f'\nlocals {{\n  state_region = "{region}"\n}}\n'
+    )
+    if rng.random() < 0.2:
+        texts.append(PARAMETER_WRITE.format(stack=name))
+    if earlier and rng.random() < 0.2:
+        producer = rng.choice(earlier)
+        texts.append(PARAMETER_READ.format(name="contract", env=env, producer=producer))
+    return "".join(texts), tfvars
 
 
 def _write(path: Path, text: str) -> None:
@@ -339,12 +474,17 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the median counts")
     parser.add_argument("--keep", type=Path, help="generate here and leave it")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument(
+        "--patterns",
+        action="store_true",
+        help="a quarter of the reads computed (tfvars, module-wrapped, for_each), SSM contracts",
+    )
     args = parser.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="tfrun-bench-"))
     try:
         if args.keep and base.exists():
             shutil.rmtree(base)
-        live = generate(base, args.stacks)
+        live = generate(base, args.stacks, patterns=args.patterns)
         cache = live / ".tfrun" / "cache"
         env = _cli_env(base / "pycache")
         _time_cli(live, env)  # compiles the bytecode; not timed
@@ -368,7 +508,11 @@ def main() -> int:
 
         tf_files = sum(1 for _ in base.rglob("*.tf"))
         edges = sum(len(s["dependencies"]) for s in graph["stacks"])
-        print(f"{len(graph['stacks'])} stacks, {tf_files} .tf files, {edges} edges")
+        unresolved = len(graph["unresolved"])
+        print(
+            f"{len(graph['stacks'])} stacks, {tf_files} .tf files, {edges} edges, "
+            f"{unresolved} unresolved reads"
+        )
         _row("cold", cold, f"cold/target {cold / COLD_TARGET_S:5.2f}   target {COLD_TARGET_S} s")
         _row("warm", warm, f"warm/target {warm / WARM_TARGET_S:5.2f}   target {WARM_TARGET_S} s")
         if naive is not None:

@@ -148,6 +148,15 @@ CASES: dict[str, tuple[Change, list[tuple[str, int, str]], Change]] = {
             )
         },
     ),
+    "unresolved-read": (
+        {f"live/{DATA}/main.tf": remote_state("network", "prod/eu-west-1/${var.stack}.tfstate")},
+        [(f"{DATA}/main.tf", 1, DATA)],
+        # The fix the finding suggests: the stack declares what the read reads.
+        {
+            f"live/{DATA}/main.tf": remote_state("network", "prod/eu-west-1/${var.stack}.tfstate"),
+            f"live/{DATA}/stack.hcl": 'owner = "data-team"\ndependencies = ["../network"]\n',
+        },
+    ),
     "dependency-cycle": (
         {
             f"live/{NETWORK}/stack.hcl": (
@@ -169,6 +178,19 @@ CASES: dict[str, tuple[Change, list[tuple[str, int, str]], Change]] = {
             f"live/{NETWORK}/cloud.tf": (
                 'resource "aws_vpc" "other" {\n  cidr_block = "10.2.0.0/16"\n'
                 "  cloud {\n    x = 1\n  }\n}\n"
+            ),
+        },
+    ),
+    # terraform's version comes from the fake terraform below, as tfenv's does: the live root's
+    # .terraform-version (1.9.8 without one).
+    "dynamodb-only-lock": (
+        {"live/.terraform-version": "1.11.4\n"},
+        [("tfrun.hcl", 0, DATA), ("tfrun.hcl", 0, NETWORK)],
+        # The migration path: S3 locks beside the table.
+        {
+            "live/.terraform-version": "1.11.4\n",
+            "live/tfrun.hcl": root_hcl(extra=PINS).replace(
+                "  encrypt = true\n", "  encrypt = true\n  use_lockfile = true\n"
             ),
         },
     ),
@@ -311,11 +333,35 @@ def test_a_producer_without_an_owner_may_be_read_by_anyone(
     assert found(repo, "unlisted-consumer") == []
 
 
-def test_a_computed_key_is_reported_as_unplaceable(build: Callable[[Change], LiveRepo]) -> None:
+def test_a_computed_key_is_reported_with_its_expression_and_fix(
+    build: Callable[[Change], LiveRepo],
+) -> None:
     key = "prod/eu-west-1/${var.stack}.tfstate"
     repo = build({f"live/{DATA}/main.tf": remote_state("network", key)})
-    (finding,) = found(repo, "unknown-state-key")
-    assert "computed" in finding.message
+    (finding,) = found(repo, "unresolved-read")
+    assert found(repo, "unknown-state-key") == []
+    assert str(finding).startswith(f"{DATA}/main.tf:1: {DATA}: [unresolved-read] ")
+    assert f'its key is computed ("{key}")' in finding.message
+    assert "var.stack is not declared in prod-eu-west-1/data" in finding.message
+    assert f'add to {DATA}/stack.hcl: dependencies = ["../network"]' in finding.message
+
+
+def test_a_key_from_a_variable_file_is_read_and_checked(
+    build: Callable[[Change], LiveRepo],
+) -> None:
+    read = remote_state("network", "prod/eu-west-1/${var.stack}.tfstate")
+    change = {
+        f"live/{DATA}/main.tf": read + 'variable "stack" {\n  type = string\n}\n',
+        f"live/{DATA}/terraform.tfvars": 'stack = "network"\n',
+    }
+    repo = build(change)
+    assert found(repo) == []
+    shutil.rmtree(repo.top)
+    # The variable now names no stack: an unknown key, like a literal one.
+    change[f"live/{DATA}/terraform.tfvars"] = 'stack = "netwrok"\n'
+    (finding,) = found(build(change))
+    assert finding.rule == "unknown-state-key"
+    assert '"prod/eu-west-1/netwrok.tfstate"' in finding.message
 
 
 def test_cloud_blocks_are_hand_written_backends(build: Callable[[Change], LiveRepo]) -> None:
@@ -473,3 +519,90 @@ def test_a_lookalike_signature_is_reported_as_a_persons_file(
     (finding,) = found(repo, "stale-generated-file")
     assert finding.file == f"{NETWORK}/provider.tf"
     assert "written by a person" in finding.message
+
+
+# ---------------------------------------------------------------------------- terraform's version
+#
+# check asks terraform its version (dynamodb-only-lock) once per run, only when a selected stack
+# locks with DynamoDB alone. Every test here gets a fake terraform, so that the real one on PATH
+# (its version, and the slow-marker guard) has no say: like tfenv's, it prints the version in
+# the live root's .terraform-version, else 1.9.8, and notes each call in $FAKE_TF_CALLS.
+
+FAKE_TERRAFORM = """#!/bin/sh
+[ -n "$FAKE_TF_CALLS" ] && echo "$PWD $*" >> "$FAKE_TF_CALLS"
+[ -n "$CHECKPOINT_DISABLE" ] || { echo "would ask checkpoint.hashicorp.com" >&2; exit 9; }
+version=1.9.8
+[ -f .terraform-version ] && version=$(cat .terraform-version)
+printf '{"terraform_version": "%s", "platform": "linux_amd64"}\n' "$version"
+"""
+
+
+@pytest.fixture(autouse=True)
+def fake_terraform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "fake-bin" / "terraform"
+    path.parent.mkdir()
+    path.write_text(FAKE_TERRAFORM, encoding="utf-8")
+    path.chmod(0o755)
+    monkeypatch.setenv("TFRUN_TERRAFORM", str(path))
+    monkeypatch.setenv("FAKE_TF_CALLS", str(tmp_path / "fake-calls"))
+    return path
+
+
+def fake_calls(tmp_path: Path) -> list[str]:
+    calls = tmp_path / "fake-calls"
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def test_terraform_is_asked_once_and_only_when_the_lock_rule_could_apply(
+    build: Callable[[Change], LiveRepo], tmp_path: Path
+) -> None:
+    repo = build({"live/.terraform-version": "1.10.0\n"})
+    assert {f.rule for f in found(repo)} == {"dynamodb-only-lock"}  # 1.10 is where it starts
+    assert fake_calls(tmp_path) == [f"{repo.live} version -json"]
+
+    shutil.rmtree(repo.top)
+    (tmp_path / "fake-calls").unlink()
+    # Without a lock table, or with use_lockfile, nothing is there to report: no terraform.
+    with_lockfile = root_hcl(extra=PINS).replace(
+        "  encrypt = true\n", "  encrypt = true\n  use_lockfile = true\n"
+    )
+    for root in (root_hcl(lock_table=None, extra=PINS), with_lockfile):
+        repo = build({"live/.terraform-version": "1.11.4\n", "live/tfrun.hcl": root})
+        assert found(repo) == []
+        shutil.rmtree(repo.top)
+    assert fake_calls(tmp_path) == []
+
+
+def test_the_lock_finding_says_how_to_migrate(build: Callable[[Change], LiveRepo]) -> None:
+    repo = build({"live/.terraform-version": "1.11.4\n"})
+    (finding, _) = found(repo, "dynamodb-only-lock")
+    assert "DynamoDB table 'acme-tfstate-locks'" in finding.message
+    assert "terraform 1.11.4" in finding.message
+    assert "use_lockfile = true" in finding.message and "docs/auth.md" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("script", "why"),
+    [
+        (None, "is not on PATH"),
+        ("#!/bin/sh\necho 'broken' >&2\nexit 3\n", "version -json' gave no version (exit 3)"),
+        ("#!/bin/sh\necho 'Terraform v1.11.4'\n", "version -json' gave no version (exit 0)"),
+    ],
+)
+def test_without_a_usable_terraform_the_lock_rule_is_skipped_and_says_so(
+    build: Callable[[Change], LiveRepo],
+    fake_terraform: Path,
+    script: str | None,
+    why: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if script is None:
+        fake_terraform.unlink()
+    else:
+        fake_terraform.write_text(script, encoding="utf-8")
+    repo = build({"live/.terraform-version": "1.11.4\n"})
+    assert cli.main(["check", str(repo.live)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: '{fake_terraform}" in err and why in err
+    assert "so the rule dynamodb-only-lock was skipped" in err
+    assert "no findings in 2 stacks" in err

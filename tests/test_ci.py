@@ -149,6 +149,20 @@ def test_options_image_tags_and_before_script() -> None:
     assert ci.report_path("", f"{S}/network") == f".tfrun/ci/plan/{S}/network.json"
 
 
+def test_jobs_authenticate_with_gitlabs_oidc_token_and_no_stored_keys() -> None:
+    role = "arn:aws:iam::111111111111:role/gitlab-ci"
+    options = ci.GitLabOptions(live_rel="live", ci_role_arn=role, before_script=("pip install",))
+    document = ci.gitlab_child([NETWORK], options)
+    assert document["default"]["id_tokens"] == {ci.ID_TOKEN_VARIABLE: {"aud": "sts.amazonaws.com"}}
+    first, second = document["default"]["before_script"]
+    assert ci.ID_TOKEN_VARIABLE in first and "$AWS_WEB_IDENTITY_TOKEN_FILE" in first
+    assert second == "pip install"
+    variables = document["variables"]
+    assert variables["AWS_ROLE_ARN"] == role
+    assert variables["AWS_WEB_IDENTITY_TOKEN_FILE"].startswith("${CI_PROJECT_DIR}/.tfrun/")
+    assert "variables" not in ci.gitlab_child([NETWORK], OPTIONS)
+
+
 def test_plan_only_pipelines_have_no_apply_jobs() -> None:
     options = ci.GitLabOptions(live_rel="live", plan_only=True)
     document = ci.gitlab_child([NETWORK, PLATFORM], options)

@@ -131,6 +131,10 @@ PIPELINES = {
     "empty-no-options": ci.gitlab_child([], ci.GitLabOptions()),
     "plan-only": ci.gitlab_child(STACKS, ci.GitLabOptions(live_rel="live", plan_only=True)),
     "static": ci.gitlab_static(STACKS, OPTIONS),
+    "web-identity": ci.gitlab_child(
+        STACKS,
+        ci.GitLabOptions(live_rel="live", ci_role_arn="arn:aws:iam::111111111111:role/gitlab-ci"),
+    ),
     # Strings YAML 1.1 or 1.2 would read as other types, a multi-line and a very long script.
     "odd-strings": ci.gitlab_child(
         STACKS[:1],

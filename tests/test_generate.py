@@ -458,3 +458,32 @@ def test_generated_file_type() -> None:
 
 def _unused_stack(stack: Stack) -> None:  # keeps the import honest for type checkers
     del stack
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        # S3-native locking alone: no DynamoDB table at all.
+        ("  use_lockfile = true\n", {"use_lockfile": True}),
+        # The migration path: both locks while anyone still runs terraform < 1.10.
+        (
+            '  use_lockfile = true\n  dynamodb_table = "acme-locks"\n',
+            {"dynamodb_table": "acme-locks", "use_lockfile": True},
+        ),
+        ('  dynamodb_table = "acme-locks"\n', {"dynamodb_table": "acme-locks"}),
+        ("  use_lockfile = false\n", {}),
+    ],
+)
+def test_use_lockfile_in_the_backend(
+    tmp_path: Path, state: str, expected: dict[str, object]
+) -> None:
+    root = ROOT.replace('  dynamodb_table = "acme-locks"\n', state)
+    live = write_tree(tmp_path / "live", {"tfrun.hcl": root, "prod-eu-west-1/network/main.tf": ""})
+    files = files_of(Repository(live), "prod-eu-west-1/network")
+    assert files["backend.tf"]["terraform"][0]["backend"][0]["s3"] == {
+        "bucket": "acme-tfstate",
+        "key": "prod/eu-west-1/network.tfstate",
+        "region": "eu-west-1",
+        **expected,
+        "encrypt": True,
+    }

@@ -10,10 +10,13 @@ from collections.abc import Callable
 import pytest
 from helpers import LiveRepo, root_hcl
 
-from tfrun import graph, graph_formats, scan
+from tfrun import cli, graph, graph_formats, scan
+from tfrun.commands import run as run_command
 from tfrun.commands.graph import graph as graph_command
+from tfrun.commands.run_args import RunArgs
 from tfrun.discovery import Repository, Stack
-from tfrun.errors import ConfigError, ExitCode
+from tfrun.errors import ConfigError, ExitCode, UsageError
+from tfrun.workspace import Workspace
 
 P = "prod-eu-west-1"
 S = "staging-eu-west-1"
@@ -128,6 +131,115 @@ def test_a_computed_key_is_unresolved_and_another_backend_external(
     assert [f.read.name for f in whole.unresolved] == ["r0"]
     assert "computed" in whole.unresolved[0].message
     assert [f.read.name for f in whole.external] == ["old"]
+
+
+def test_a_key_from_variables_and_locals_is_an_edge(make_repo: Callable[..., LiveRepo]) -> None:
+    computed = reads(("acme-tfstate", "x")).replace(
+        '"x"', '"${var.env}/${local.region}/network.tfstate"'
+    )
+    whole = build(
+        make_repo,
+        {
+            f"{S}/network/main.tf": EMPTY,
+            f"{S}/app/main.tf": computed
+            + 'variable "env" {}\nlocals {\n  region = "eu-west-1"\n}\n',
+            f"{S}/app/terraform.tfvars": 'env = "staging"\n',
+        },
+    )
+    assert whole.dependencies[f"{S}/app"] == (f"{S}/network",)
+    assert whole.unresolved == ()
+
+
+def test_a_read_inside_a_local_module_is_the_calling_stacks_edge(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    lookup = 'variable "key" {}\n\n' + reads(("acme-tfstate", "x")).replace('"x"', "var.key")
+    call = 'module "network" {\n  source = "../../../modules/lookup"\n  key    = "%s"\n}\n'
+    live = make_repo(
+        {
+            "live/tfrun.hcl": root_hcl(),
+            f"live/{S}/network/main.tf": EMPTY,
+            f"live/{S}/platform/main.tf": call % "staging/eu-west-1/network.tfstate",
+            f"live/{P}/network/main.tf": EMPTY,
+            f"live/{P}/platform/main.tf": call % "prod/eu-west-1/network.tfstate",
+            "modules/lookup/main.tf": lookup,
+        }
+    )
+    stacks = Repository(live.live).stacks()
+    whole = graph.build(stacks, scan.scan(live.live, stacks))
+    # One module, two callers: each call site's argument decides its own edge.
+    assert whole.dependencies[f"{S}/platform"] == (f"{S}/network",)
+    assert whole.dependencies[f"{P}/platform"] == (f"{P}/network",)
+    assert whole.reasons[(f"{P}/platform", f"{P}/network")] == [
+        f"module.network at {P}/platform/main.tf:1 → "
+        "data.terraform_remote_state.r0 at ../modules/lookup/main.tf:3"
+    ]
+
+
+STRICT_REPO = {
+    f"{S}/network/main.tf": EMPTY,
+    f"{S}/app/main.tf": reads(("acme-tfstate", "x")).replace(
+        '"x"', "data.aws_ssm_parameter.k.value"
+    ),
+    f"{S}/iam/main.tf": EMPTY,
+}
+
+
+def _select(live: LiveRepo, path: str) -> run_command.Selection:
+    args = RunArgs(command="plan", path=live.path(path), run_all=True)
+    return run_command.select_stacks(Workspace.load(live.path(path)), args)
+
+
+def test_strict_refuses_a_run_over_an_unresolved_read_and_names_it(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    files = {f"live/{k}": v for k, v in STRICT_REPO.items()}
+    live = make_repo({"live/tfrun.hcl": root_hcl(), **files})
+    # Not strict: a warning per unresolved read, and the run goes on.
+    (warning,) = _select(live, S).warnings
+    assert warning.startswith(f"{S}/app: data.terraform_remote_state.r0 at {S}/app/main.tf:1: ")
+
+    (live.live / "tfrun.hcl").write_text(root_hcl(extra="graph {\n  strict = true\n}"))
+    with pytest.raises(UsageError) as refused:
+        _select(live, S)
+    message = str(refused.value)
+    assert refused.value.exit_code == ExitCode.BAD_CONFIG
+    assert "graph.strict is set in" in message and "Nothing ran." in message
+    assert (
+        f"{S}/app: data.terraform_remote_state.r0 at {S}/app/main.tf:1: its key is computed"
+        in message
+    )
+    assert f"add to {S}/app/stack.hcl: dependencies = " in message
+    # A selection without the read runs; and once declared, the read no longer stops one.
+    assert [s.rel for s in _select(live, f"{S}/iam").stacks] == [f"{S}/iam"]
+    live.path(f"{S}/app/stack.hcl").write_text('dependencies = ["../network"]\n')
+    selection = _select(live, S)
+    assert selection.warnings == () and selection.waits[f"{S}/app"] == (f"{S}/network",)
+
+
+def test_strict_refusal_through_the_cli_is_exit_4(
+    make_repo: Callable[..., LiveRepo], capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {f"live/{k}": v for k, v in STRICT_REPO.items()}
+    live = make_repo({"live/tfrun.hcl": root_hcl(extra="graph {\n  strict = true\n}"), **files})
+    assert cli.main(["run-all", "plan", str(live.live)]) == 4
+    assert "graph.strict is set" in capsys.readouterr().err
+
+
+def test_the_graph_settings_belong_in_the_root_file(make_repo: Callable[..., LiveRepo]) -> None:
+    live = make_repo(
+        {
+            "live/tfrun.hcl": root_hcl(),
+            f"live/{S}/tfrun.hcl": "graph {\n  strict = true\n}\n",
+            f"live/{S}/network/main.tf": EMPTY,
+        }
+    )
+    with pytest.raises(ConfigError, match=r"'graph' belongs in the root tfrun\.hcl"):
+        Repository(live.live).stacks()
+    (live.live / f"{S}/tfrun.hcl").unlink()
+    (live.live / "tfrun.hcl").write_text(root_hcl(extra='graph {\n  strict = "maybe"\n}'))
+    with pytest.raises(ConfigError, match=r"tfrun.hcl: 'graph.strict'"):
+        Repository(live.live).stacks()
 
 
 def test_config_dependencies_and_remote_state_are_edges(

@@ -17,7 +17,7 @@ from tfrun import scan, terraform
 from tfrun.discovery import Repository
 from tfrun.errors import ConfigError
 from tfrun.generate import OverriddenRead
-from tfrun.scan import cache, links, parse
+from tfrun.scan import cache, links, parse, reader, values
 from tfrun.scan.blocks import Pass
 
 NETWORK = "prod-eu-west-1/network"
@@ -79,7 +79,7 @@ def test_reads_a_canonical_remote_state_block(make_repo: Callable[..., LiveRepo]
         ('backend = "s3"\n  config = { bucket = "b" }', "has no key"),
         ('backend = "s3"\n  config = local.config', "config is not a plain map"),
         (
-            'backend = "s3"\n  workspace = "blue"\n  config = { bucket = "b", key = "k" }',
+            'backend = "s3"\n  workspace = var.ws\n  config = { bucket = "b", key = "k" }',
             "workspace",
         ),
     ],
@@ -92,6 +92,47 @@ def test_unresolvable_reads_say_why_and_where(
     (read,) = scan_repo(live)[APP].reads
     assert read.problem is not None and problem in read.problem
     assert read.line == 3
+
+
+@pytest.mark.parametrize(
+    ("workspace", "config", "key"),
+    [
+        ('"blue"', "", "env:/blue/k"),
+        ('"blue"', 'workspace_key_prefix = "ws"', "ws/blue/k"),
+        ('"default"', "", "k"),
+        ("terraform.workspace", "", "k"),
+    ],
+)
+def test_a_workspace_reads_the_key_under_its_prefix(
+    make_repo: Callable[..., LiveRepo], workspace: str, config: str, key: str
+) -> None:
+    text = (
+        f'data "terraform_remote_state" "w" {{\n  backend = "s3"\n  workspace = {workspace}\n'
+        f'  config = {{ bucket = "b", key = "k", {config} }}\n}}\n'
+    )
+    live = repo(make_repo, {f"{APP}/main.tf": text})
+    (read,) = scan_repo(live)[APP].reads
+    assert (read.key, read.problem) == (key, None)
+
+
+def test_a_whole_config_from_a_local_and_values_in_json_syntax(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    read = 'data "terraform_remote_state" "r" {\n  backend = "s3"\n  config = local.state\n}\n'
+    values_json = {
+        "variable": {"env": {"default": "prod"}},
+        "locals": {"state": {"bucket": "b", "key": "${var.env}/${local.region}/n.tfstate"}},
+    }
+    live = repo(
+        make_repo,
+        {
+            f"{APP}/main.tf": read,
+            f"{APP}/values.tf.json": json.dumps(values_json),
+            f"{APP}/region.tf": 'locals {\n  region = "eu-west-1"\n}\n',
+        },
+    )
+    (found,) = scan_repo(live)[APP].reads
+    assert (found.bucket, found.key, found.problem) == ("b", "prod/eu-west-1/n.tfstate", None)
 
 
 def test_template_escapes_are_literal(make_repo: Callable[..., LiveRepo]) -> None:
@@ -206,6 +247,96 @@ def test_terraform_json_syntax(make_repo: Callable[..., LiveRepo]) -> None:
     assert facts.modules == {live.top / "modules/vpc"}
 
 
+def test_own_reads_carry_their_evaluated_config_for_the_override_file(
+    make_repo: Callable[..., LiveRepo],
+) -> None:
+    def read(name: str, key: str, before: str = "") -> str:
+        return (
+            f'data "terraform_remote_state" "{name}" {{\n{before}  backend = "s3"\n'
+            f'  config = {{\n    bucket = "b"\n    key    = {key}\n  }}\n}}\n'
+        )
+
+    each = '  for_each = toset(["a", "b"])\n'
+    live = repo(
+        make_repo,
+        {
+            f"{APP}/main.tf": read("tfvars", '"${var.env}/network.tfstate"')
+            + 'variable "env" {}\n',
+            f"{APP}/terraform.tfvars": 'env = "prod"\n',
+            # One override serves every instance only when they all read the same.
+            f"{APP}/each.tf": read("same", '"k.tfstate"', each)
+            + read("per", '"${each.key}.tfstate"', each),
+        },
+    )
+    reads = scan.own_remote_state_reads(live.live, live.path(APP))
+    assert [(r.name, r.config) for r in reads] == [
+        ("same", {"bucket": "b", "key": "k.tfstate"}),
+        ("tfvars", {"bucket": "b", "key": "prod/network.tfstate"}),
+    ]
+
+
+# Variables, locals and variable files as the line patterns read them, and as python-hcl2 does.
+VALUE_SHAPES = [
+    ("variables.tf", 'variable "env" {\n  type    = string\n  default = "staging"\n}\n'),
+    (
+        "variables.tf",
+        'variable "n" {\n  default = 3\n  validation {\n    condition = true\n'
+        '    error_message = "x"\n  }\n}\nvariable "none" {}\n',
+    ),
+    ("variables.tf", 'variable "keys" {\n  default = {\n    staging = "s"\n  }\n}\n'),
+    (
+        "main.tf",
+        'locals {\n  region = "us-east-1"\n  key    = "${var.env}/${local.region}"\n'
+        '  common = merge(var.tags, { a = 1 })\n  keys = {\n    a = "b"\n  }\n}\n',
+    ),
+    ("main.tf", "locals {\n  policy = <<-EOT\n    x = ${var.y}\n  EOT\n  n = 2\n}\n"),
+    ("terraform.tfvars", 'env = "staging"\n# comment\ncount = 2\nenabled = true\n'),
+    ("terraform.tfvars", 'env = "staging"\nkeys = {\n  a = "b"\n}\n'),
+    ("x.auto.tfvars", 'list = ["a", "b"]\n'),
+]
+
+
+@pytest.mark.parametrize(("name", "text"), VALUE_SHAPES)
+def test_values_fast_path_agrees_with_python_hcl2(name: str, text: str) -> None:
+    fast = reader.extract(values.VALUES, name, text.encode())
+    if name.endswith(".tfvars"):
+        wrapped = parse.parse_snippet((f"tfvars {{\n{text}\n}}", 0))
+    else:
+        wrapped = parse.parse_snippet((text, 1))
+    assert not isinstance(wrapped, str)
+    by_parser = values.finish(Pass({"signed": False}, blocks=wrapped))
+    # What the patterns leave unread is parsed when someone needs it.
+    assert values.amend(fast, text) == by_parser
+
+
+def test_a_variable_file_is_read_only_when_terraform_loads_it() -> None:
+    assert reader.extract(values.VALUES, "prod.tfvars", b'env = "prod"\n') == {"signed": False}
+    facts = reader.extract(values.VALUES, "a.auto.tfvars.json", b'{"k": "${x}", "n": [1]}')
+    assert facts["tfvars"] == {"k": "$${x}", "n": [1]}  # JSON values are literal text
+
+
+def test_a_local_left_unread_is_parsed_once_and_kept(
+    make_repo: Callable[..., LiveRepo], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache, "RACY_NS", 0)
+    text = READ.replace('"prod/eu-west-1/network.tfstate"', "lookup(local.keys, var.env)") + (
+        'variable "env" {\n  default = "prod"\n}\n\nlocals {\n  keys = {\n'
+        '    prod = "prod/eu-west-1/network.tfstate"\n  }\n  tags = merge({}, {})\n}\n'
+    )
+    live = repo(make_repo, {f"{APP}/main.tf": text})
+    parsed: list[object] = []
+
+    def counting(snippet: Any) -> Any:
+        parsed.append(snippet)
+        return parse.parse_snippet(snippet)
+
+    monkeypatch.setattr(values, "parse_snippet", counting)
+    for _ in range(2):
+        (read,) = scan_repo(live)[APP].reads
+        assert (read.key, read.problem) == ("prod/eu-west-1/network.tfstate", None)
+    assert len(parsed) == 1  # the second scan found it in the cache
+
+
 # ---------------------------------------------------------------------------- prefilter, lexer
 
 
@@ -283,6 +414,30 @@ SHAPES = [
         '    region = "eu-west-1"\n', '    assume_role = {\n      role_arn = "arn"\n    }\n'
     ),
     READ.replace('    region = "eu-west-1"\n', '    region = "${local.region}"\n'),
+    READ.replace(
+        '"prod/eu-west-1/network.tfstate"', '"${var.env}/${local.region}/network.tfstate"'
+    ),
+    READ.replace('"prod/eu-west-1/network.tfstate"', '"${var.env}/${ local.region }/n.tfstate"'),
+    READ.replace('"prod/eu-west-1/network.tfstate"', 'format("%s/network.tfstate", var.env)'),
+    READ.replace('"acme-tfstate"', "var.tf_state_bucket"),
+    READ.replace("  backend", '  for_each = toset(["a", "b"])\n  backend').replace(
+        '"prod/eu-west-1/network.tfstate"', '"prod/${each.key}.tfstate"'
+    ),
+    READ.replace("  backend", "  workspace = terraform.workspace\n  backend"),
+    'module "lookup" {\n  source = "../../modules/lookup"\n  key    = "staging/network.tfstate"\n'
+    "  name   = local.name\n  count  = 2\n  on     = true\n}\n",
+    'module "args" {\n  source = "../m"\n  tags   = { Name = "x" }\n  list = [\n    "a",\n  ]\n}\n',
+    'module "reg_args" {\n  source = "terraform-aws-modules/vpc/aws"\n  tags   = merge(local.t)\n'
+    '  azs = [\n    "a",\n  ]\n}\n',
+    'module "in_for_each" {\n  for_each = var.stacks\n  source   = "./lookup"\n'
+    "  key      = each.value\n}\n",
+    'resource "aws_ssm_parameter" "vpc" {\n  name  = "/${var.env}/network/vpc_id"\n'
+    '  type  = "String"\n  value = aws_vpc.this.id\n  tags = {\n    a = "b"\n  }\n'
+    "  lifecycle {\n    ignore_changes = [value]\n  }\n}\n",
+    'data "aws_ssm_parameter" "vpc" {\n  name = "/staging/network/vpc_id"\n}\n',
+    'data "aws_ssm_parameter" "many" {\n  for_each = toset(["a"])\n  name = "/x/${each.key}"\n}\n',
+    'data "aws_ssm_parameter" "odd" {\n  name = join("/", ["", var.env, "x"])\n}\n',
+    'data "aws_ssm_parameters_by_path" "not_ours" {\n  path = "/x"\n}\n',
 ]
 
 
@@ -290,16 +445,14 @@ SHAPES = [
 def test_fast_path_agrees_with_python_hcl2(text: str) -> None:
     facts = scan.extract("main.tf", text.encode())
     assert "error" not in facts
-    got_reads = [(r["name"], r["backend"], r["bucket"], r["key"]) for r in facts.get("reads", [])]
+    got_reads = [(r["name"], r["backend"]) for r in facts.get("reads", [])]
     got_modules = [(m["name"], m["source"]) for m in facts.get("modules", [])]
     reads, modules = _oracle(text)
     assert (got_reads, got_modules) == (reads, modules)
-    # The whole config too, which the line patterns read only when it is plain.
+    # Every value as written, which the line patterns read only when they read it exactly.
     parsed = parse.parse_snippet((text, 1))
     assert not isinstance(parsed, str)
-    by_parser = links.finish(Pass({"signed": False}, blocks=parsed))
-    configs = [r.get("config") for r in facts.get("reads", [])]
-    assert configs == [r.get("config") for r in by_parser.get("reads", [])]
+    assert facts == links.finish(Pass({"signed": False}, blocks=parsed))
 
 
 def _oracle(text: str) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
@@ -308,15 +461,11 @@ def _oracle(text: str) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
         with_comments=False, explicit_blocks=False, strip_string_quotes=True
     )
     document = hcl2.loads(text, serialization_options=options)
-    reads = []
-    for data in document.get("data", []):
-        for name, body in data.get("terraform_remote_state", {}).items():
-            config = body.get("config") if isinstance(body.get("config"), dict) else {}
-            plain = [
-                v if isinstance(v, str) and "${" not in v else None
-                for v in (body.get("backend"), config.get("bucket"), config.get("key"))
-            ]
-            reads.append((name, *plain))
+    reads = [
+        (name, body.get("backend"))
+        for data in document.get("data", [])
+        for name, body in data.get("terraform_remote_state", {}).items()
+    ]
     modules = [
         (name, body["source"])
         for module in document.get("module", [])

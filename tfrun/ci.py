@@ -57,6 +57,11 @@ class CIStack:
     changes: tuple[str, ...] = ()  # static mode: the `rules: changes:` globs
 
 
+DEFAULT_AUDIENCE = "sts.amazonaws.com"
+ID_TOKEN_VARIABLE = "TFRUN_AWS_ID_TOKEN"
+TOKEN_FILE = "${CI_PROJECT_DIR}/.tfrun/aws-web-identity-token"
+
+
 @dataclass(frozen=True)
 class GitLabOptions:
     live_rel: str = ""  # the live root relative to the repository's top
@@ -64,6 +69,9 @@ class GitLabOptions:
     tags: tuple[str, ...] = ()
     before_script: tuple[str, ...] = ()
     plan_only: bool = False  # no apply jobs: merge-request pipelines
+    # The role the jobs assume with GitLab's OIDC token (auth.ci_role_arn), and its audience.
+    ci_role_arn: str | None = None
+    ci_audience: str = DEFAULT_AUDIENCE
 
 
 def plan_job(rel: str) -> str:
@@ -171,9 +179,25 @@ def _default(options: GitLabOptions) -> dict[str, Any]:
         default["image"] = options.image
     if options.tags:
         default["tags"] = list(options.tags)
-    if options.before_script:
-        default["before_script"] = list(options.before_script)
+    before = list(options.before_script)
+    if options.ci_role_arn:
+        # No stored keys: each job gets an OIDC token, which the AWS SDKs in terraform and
+        # tfrun exchange for the CI role (AssumeRoleWithWebIdentity) from a file.
+        default["id_tokens"] = {ID_TOKEN_VARIABLE: {"aud": options.ci_audience}}
+        before.insert(0, f'printf %s "${ID_TOKEN_VARIABLE}" > "$AWS_WEB_IDENTITY_TOKEN_FILE"')
+    if before:
+        default["before_script"] = before
     return default
+
+
+def _variables(options: GitLabOptions) -> dict[str, str]:
+    if not options.ci_role_arn:
+        return {}
+    return {
+        "AWS_ROLE_ARN": options.ci_role_arn,
+        "AWS_WEB_IDENTITY_TOKEN_FILE": TOKEN_FILE,
+        "AWS_ROLE_SESSION_NAME": "gitlab-job-${CI_JOB_ID}",
+    }
 
 
 def _echo(lines: Sequence[str]) -> list[str]:
@@ -208,6 +232,8 @@ def gitlab_child(
     default = _default(options)
     if default:
         document["default"] = default
+    if _variables(options):
+        document["variables"] = _variables(options)
     if not stacks:
         document["stages"] = ["summary"]
         message = "tfrun: no stacks are affected by this change."
@@ -233,6 +259,8 @@ def gitlab_static(stacks: Sequence[CIStack], options: GitLabOptions) -> dict[str
     default = _default(options)
     if default:
         document["default"] = default
+    if _variables(options):
+        document["variables"] = _variables(options)
     document["stages"] = ["plan", "summary"] if options.plan_only else ["plan", "apply", "summary"]
     for stack in stacks:
         name, job = _plan(stack, options, static=True)

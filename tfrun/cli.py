@@ -22,7 +22,7 @@ from typing import NoReturn
 from tfrun import __version__, ui
 from tfrun.errors import ExitCode, TfrunError, UsageError
 
-OWN_COMMANDS = ("generate", "graph", "sandbox", "check", "affected", "ci")
+OWN_COMMANDS = ("generate", "graph", "sandbox", "check", "affected", "ci", "bootstrap", "whoami")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,6 +81,16 @@ def _own_parser(run_options: str | None = None) -> argparse.ArgumentParser:
     box = sub.add_parser("sandbox", help="a local AWS (moto) on 127.0.0.1 for demos and tests")
     box.add_argument("action", choices=("up", "down", "status", "env"))
     box.add_argument("path", nargs="?", type=Path, default=Path())
+
+    boot = sub.add_parser(
+        "bootstrap", help="create (or with --check, verify) the state bucket and lock table"
+    )
+    boot.add_argument("path", nargs="?", type=Path, default=Path())
+    boot.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 when anything differs"
+    )
+    who = sub.add_parser("whoami", help="who tfrun is in each environment under PATH (AWS STS)")
+    who.add_argument("path", nargs="?", type=Path, default=Path())
     _add_debug(parser)
     return parser
 
@@ -119,6 +129,14 @@ def _own(argv: Sequence[str]) -> int:
         from tfrun.commands.check import check
 
         return check(options.path, options.format)
+    if options.own_command == "bootstrap":
+        from tfrun.commands import bootstrap as bootstrap_command
+
+        return bootstrap_command.run(options.path, check=options.check)
+    if options.own_command == "whoami":
+        from tfrun.commands.whoami import whoami
+
+        return whoami(options.path)
     if options.own_command in ("affected", "ci"):
         return _own_change(options)
     raise UsageError(f"'{options.own_command}' is not a tfrun command.")

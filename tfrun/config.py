@@ -3,6 +3,9 @@
 Each file is validated on its own (so an unknown key or a wrong type names the file that has
 it), then the files are merged, nearer file winning and maps merging key by key, and the
 result is validated once more as a whole (so a missing required value names the root file).
+
+Long on purpose: every config key is one model field with its validator, and the models
+only make sense read together.
 """
 
 from __future__ import annotations
@@ -85,6 +88,9 @@ def _key_error(key: str, problem: str) -> ValueError:
 
 
 KeyTemplate = Annotated[str | None, AfterValidator(_check_key_template)]
+RoleArn = Annotated[
+    str | None, Field(pattern=r"^arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]{1,128}$")
+]
 
 
 def _check_duration(text: str | None) -> str | None:
@@ -107,6 +113,12 @@ class StateConfig(_Model):
     key: KeyTemplate = None
     encrypt: bool | None = None
     profile: str | None = None
+    # S3-native locking (terraform >= 1.10), alone or beside dynamodb_table while migrating.
+    use_lockfile: bool | None = None
+    # The bucket's default encryption (SSE-KMS) that `tfrun bootstrap` sets; else SSE-S3.
+    kms_key_id: str | None = Field(default=None, min_length=1)
+    # The state account's role, assumed for the backend and every remote-state read.
+    role_arn: RoleArn = None
 
 
 class Environment(_Model):
@@ -116,6 +128,9 @@ class Environment(_Model):
     region: str | None = None
     # Set to false to forbid applies from a laptop entirely (CI only).
     laptop_apply: bool | None = None
+    # The role terraform assumes in this environment's account (else auth.role_name's).
+    role_arn: RoleArn = None
+    external_id: str | None = None
 
     @field_validator("account_id")
     @classmethod
@@ -125,9 +140,32 @@ class Environment(_Model):
         return value
 
 
+class AuthConfig(_Model):
+    """The role-assumption chain (docs/auth.md)."""
+
+    # The role in each environment's account: arn:aws:iam::<account_id>:role/<role_name>.
+    role_name: str | None = Field(default=None, pattern=r"^[\w+=,.@/-]{1,64}$")
+    # The source identity on a laptop (the SSO profile); CI uses its ambient credentials.
+    laptop_profile: str | None = None
+    # Check each identity a run needs before terraform starts (default: when roles are used).
+    preflight: bool | None = None
+    # The role a CI job assumes with its OIDC token, and the token's audience.
+    ci_role_arn: RoleArn = None
+    ci_audience: str | None = None
+
+
 class RetryConfig(_Model):
     attempts: int | None = Field(default=None, ge=1, le=10)
     backoff_s: float | None = Field(default=None, ge=0, le=300)
+
+
+class GraphConfig(_Model):
+    """How the graph is built from the .tf files (docs/graph.md)."""
+
+    # SSM parameters as contracts: a read of a parameter another stack writes is an edge.
+    ssm_edges: bool | None = None
+    # A run whose selection holds a read tfrun cannot evaluate refuses (exit 4).
+    strict: bool | None = None
 
 
 class FileConfig(_Model):
@@ -142,6 +180,8 @@ class FileConfig(_Model):
     endpoint: str | None = None
     default_region: str | None = None
     retry: RetryConfig | None = None
+    graph: GraphConfig | None = None
+    auth: AuthConfig | None = None
     # Each terraform command's limit (a duration: "30m"); --timeout wins.
     timeout: Duration = None
     # How many runs' logs and plans .tfrun/runs keeps.
@@ -187,7 +227,7 @@ class FileConfig(_Model):
 # Keys that describe one stack and make no sense in a file shared by many.
 _STACK_ONLY = ("dependencies", "remote_state", "key")
 # Keys that describe the whole repository and belong only in the root file.
-_ROOT_ONLY = ("repo", "state", "environments", "endpoint", "retry", "keep_runs")
+_ROOT_ONLY = ("repo", "state", "environments", "endpoint", "retry", "keep_runs", "auth", "graph")
 
 
 class Config(_Model):
@@ -202,6 +242,8 @@ class Config(_Model):
     endpoint: str | None
     default_region: str | None
     retry: RetryConfig
+    graph: GraphConfig
+    auth: AuthConfig
     timeout: str | None
     keep_runs: int | None
     owner: str | None
@@ -405,6 +447,8 @@ def build(files: Iterable[tuple[Path, dict[str, Any]]], root_file: Path) -> Conf
         "endpoint": None,
         "default_region": None,
         "retry": {},
+        "graph": {},
+        "auth": {},
         "timeout": None,
         "keep_runs": None,
         "owner": None,

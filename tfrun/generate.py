@@ -8,12 +8,14 @@ when the content changed, after checking that none of them would overwrite a per
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from tfrun import auth
 from tfrun.discovery import GENERATED_NAMES, Repository, Stack
 from tfrun.errors import ConfigError
 from tfrun.files import write_atomically
@@ -77,28 +79,58 @@ def _endpoint_settings(endpoint: str, services: Sequence[str]) -> dict[str, Valu
 def _s3_config(stack: Stack, key: str, endpoint: str | None) -> dict[str, Value]:
     state = stack.config.state
     config: dict[str, Value] = {"bucket": state.bucket, "key": key, "region": state.region}
-    if state.profile:
-        config["profile"] = state.profile
+    profile = state.profile or (auth.source_profile(stack, os.environ) if state.role_arn else None)
+    if profile:
+        config["profile"] = profile
+    if state.role_arn:
+        config["assume_role"] = _state_role(stack)
     if endpoint:
         config.update(_endpoint_settings(endpoint, BACKEND_ENDPOINT_SERVICES))
     return config
+
+
+def _state_role(stack: Stack) -> dict[str, Value]:
+    """The state account's role, as the S3 backend (Terraform 1.6+) and remote state take it."""
+    return {
+        "role_arn": stack.config.state.role_arn,
+        "session_name": auth.state_session_name(stack),
+    }
 
 
 def backend_block(stack: Stack, endpoint: str | None) -> Block:
     state = stack.config.state
     backend = Block("backend", ("s3",))
     for name, value in _s3_config(stack, stack.key, endpoint).items():
-        backend.attr(name, value)
+        if name == "assume_role" and isinstance(value, dict):
+            backend.block(_attrs(Block("assume_role"), value))  # a block in a backend
+        else:
+            backend.attr(name, value)
     if state.dynamodb_table:
         backend.attr("dynamodb_table", state.dynamodb_table)
+    if state.use_lockfile:
+        backend.attr("use_lockfile", True)
     backend.attr("encrypt", state.encrypt if state.encrypt is not None else True)
     return Block("terraform").block(backend)
 
 
+def _attrs(block: Block, values: dict[str, Value]) -> Block:
+    for name, value in values.items():
+        block.attr(name, value)
+    return block
+
+
 def provider_block(stack: Stack, endpoint: str | None) -> Block:
     provider = Block("provider", ("aws",)).attr("region", stack.provider_region)
-    if stack.profile:
-        provider.attr("profile", stack.profile)
+    profile = auth.source_profile(stack, os.environ)
+    if profile:
+        provider.attr("profile", profile)
+    role = auth.role_arn(stack)
+    if role:
+        assume = Block("assume_role").attr("role_arn", role)
+        assume.attr("session_name", auth.session_name(auth.who(os.environ), stack))
+        if auth.external_id(stack):
+            assume.attr("external_id", auth.external_id(stack))
+        provider.block(assume)
     if endpoint:
         # A local endpoint cannot prove which account it is, so the account checks go.
         provider.attr("s3_use_path_style", True)
@@ -147,13 +179,28 @@ def remote_state_blocks(repo: Repository, stack: Stack, endpoint: str | None) ->
     return blocks
 
 
-def override_blocks(reads: Sequence[OverriddenRead], endpoint: str) -> list[Block]:
-    """Point hand-written remote state at the local endpoint. Terraform's override files
-    replace the whole `config` argument, so the person's settings are carried over."""
+def overrides_reads(stack: Stack, endpoint: str | None) -> bool:
+    """Whether hand-written remote state must be pointed elsewhere: at a local endpoint, or
+    through the state account's role."""
+    return bool(endpoint or stack.config.state.role_arn)
+
+
+def override_blocks(
+    stack: Stack, reads: Sequence[OverriddenRead], endpoint: str | None
+) -> list[Block]:
+    """Point hand-written remote state at the local endpoint and through the state role.
+    Terraform's override files replace the whole `config` argument, so the person's settings
+    are carried over."""
     blocks = []
     for read in reads:
         config: dict[str, Value] = dict(read.config)
-        config.update(_endpoint_settings(endpoint, BACKEND_ENDPOINT_SERVICES))
+        if stack.config.state.role_arn and "assume_role" not in config:
+            config["assume_role"] = _state_role(stack)
+            profile = auth.source_profile(stack, os.environ)
+            if profile and "profile" not in config:
+                config["profile"] = profile
+        if endpoint:
+            config.update(_endpoint_settings(endpoint, BACKEND_ENDPOINT_SERVICES))
         block = Block("data", ("terraform_remote_state", read.name)).attr("config", config)
         blocks.append(block)
     return blocks
@@ -178,8 +225,8 @@ def render(
     remote = remote_state_blocks(repo, stack, endpoint)
     if remote:
         files["remote_state.tf"] = remote
-    if endpoint and hand_written_reads:
-        files["tfrun_override.tf"] = override_blocks(hand_written_reads, endpoint)
+    if overrides_reads(stack, endpoint) and hand_written_reads:
+        files["tfrun_override.tf"] = override_blocks(stack, hand_written_reads, endpoint)
     return [
         GeneratedFile(stack.path / name, render_hcl(blocks, HEADER))
         for name, blocks in files.items()

@@ -1,8 +1,9 @@
 """The dependency graph of a live repository: pure functions, no I/O.
 
 An edge `a → b` means "a depends on b": a reads b's state (a hand-written
-`terraform_remote_state` block, or `remote_state` in a's config) or lists b in `dependencies`.
-Apply, plan and init run b first; destroy runs a first.
+`terraform_remote_state` block, in a's files or in a local module a calls, or `remote_state`
+in a's config), reads an SSM parameter b writes, or lists b in `dependencies`. Apply, plan
+and init run b first; destroy runs a first. Where each read points is `graph_reads`.
 
 The graph always spans every stack of the repository, because a state key can name any
 stack; selection and ordering then work on a part of it. The topological sort and the cycle
@@ -24,19 +25,24 @@ from pathlib import Path
 from tfrun.config import ROOT_FILE
 from tfrun.discovery import Stack, real_path
 from tfrun.errors import ConfigError
-from tfrun.scan import RemoteStateRead, StackFacts
+from tfrun.graph_reads import Finding, place, relative_to_root
+from tfrun.scan import StackFacts
 
-
-@dataclass(frozen=True)
-class Finding:
-    """A remote-state read that is not an edge: external, or one tfrun cannot place."""
-
-    stack: str  # the reading stack's rel path
-    read: RemoteStateRead
-    message: str
-
-    def where(self, root: Path) -> str:
-        return f"{relative_to_root(self.read.file, root)}:{self.read.line}"
+__all__ = [
+    "CycleError",
+    "Finding",
+    "Graph",
+    "build",
+    "config_file",
+    "cyclic_components",
+    "order",
+    "relative_to_root",
+    "select",
+    "shortest_cycle",
+    "strict_refusal",
+    "topological",
+    "waits_for",
+]
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,9 @@ class Graph:
     reasons: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     external: tuple[Finding, ...] = ()  # reads of another bucket or backend: listed, not edges
     unresolved: tuple[Finding, ...] = ()  # reads that map to no stack, or cannot be placed
+    # Reads tfrun cannot evaluate whose stack declares what they read (`dependencies`).
+    declared: tuple[Finding, ...] = ()
+    strict: bool = False  # graph.strict: a run over unresolved reads refuses
 
 
 def build(stacks: Iterable[Stack], facts: Mapping[str, StackFacts]) -> Graph:
@@ -56,48 +65,34 @@ def build(stacks: Iterable[Stack], facts: Mapping[str, StackFacts]) -> Graph:
     by_rel = {s.rel: s for s in sorted(stacks, key=lambda s: s.rel)}
     if not by_rel:
         raise ValueError("build() needs at least one stack")
-    root = next(iter(by_rel.values())).root
+    first = next(iter(by_rel.values()))
+    root = first.root
     by_path = {s.path: s for s in by_rel.values()}
-    by_key: dict[str, list[str]] = {}
+    # What each stack's config says it depends on, and why.
+    configured: dict[str, list[tuple[str, str]]] = {}
     for stack in by_rel.values():
-        by_key.setdefault(stack.key, []).append(stack.rel)
-    reasons: dict[tuple[str, str], list[str]] = {}
-    external: list[Finding] = []
-    unresolved: list[Finding] = []
-
-    def edge(reader: str, owner: str, why: str) -> None:
-        reasons.setdefault((reader, owner), []).append(why)
-
-    for stack in by_rel.values():
-        for read in facts[stack.rel].reads if stack.rel in facts else ():
-            where = f"{relative_to_root(read.file, root)}:{read.line}"
-            label = f"data.terraform_remote_state.{read.name} at {where}"
-            if read.problem is not None:
-                finding = Finding(stack.rel, read, f"{label}: {read.problem}.")
-                (external if read.backend not in (None, "s3") else unresolved).append(finding)
-            elif read.bucket != stack.config.state.bucket:
-                message = f'{label} reads the bucket "{read.bucket}", not this repository\'s.'
-                external.append(Finding(stack.rel, read, message))
-            elif read.key not in by_key:
-                message = (
-                    f'{label} reads the state key "{read.key}", and no stack in {root} has it. '
-                    "Fix the key (tfrun graph --format json lists every stack's key)."
-                )
-                unresolved.append(Finding(stack.rel, read, message))
-            else:
-                for owner in by_key[read.key]:
-                    if owner != stack.rel:  # reading one's own earlier state orders nothing
-                        edge(stack.rel, owner, label)
         if not stack.config.dependencies and not stack.config.remote_state:
             continue
         source = relative_to_root(config_file(stack), root)
+        found = configured[stack.rel] = []
         for dependency in stack.config.dependencies:
             owner = _stack_at(stack, dependency, by_path, f"dependencies lists {dependency!r}")
-            edge(stack.rel, owner, f"dependencies in {source}")
+            found.append((owner, f"dependencies in {source}"))
         for name, dependency in sorted(stack.config.remote_state.items()):
             what = f"remote_state.{name} = {dependency!r}"
             owner = _stack_at(stack, dependency, by_path, what)
-            edge(stack.rel, owner, f"remote_state.{name} in {source}")
+            found.append((owner, f"remote_state.{name} in {source}"))
+    settings = first.config.graph
+    placed = place(
+        by_rel,
+        facts,
+        {rel: {owner for owner, _ in found} for rel, found in configured.items()},
+        parameters=settings.ssm_edges is not False,
+    )
+    reasons = placed.reasons
+    for rel, found in configured.items():
+        for owner, why in found:
+            reasons.setdefault((rel, owner), []).append(why)
 
     dependencies: dict[str, set[str]] = {rel: set() for rel in by_rel}
     dependents: dict[str, set[str]] = {rel: set() for rel in by_rel}
@@ -110,8 +105,24 @@ def build(stacks: Iterable[Stack], facts: Mapping[str, StackFacts]) -> Graph:
         dependencies={rel: tuple(sorted(d)) for rel, d in dependencies.items()},
         dependents={rel: tuple(sorted(d)) for rel, d in dependents.items()},
         reasons=reasons,
-        external=tuple(external),
-        unresolved=tuple(unresolved),
+        external=tuple(placed.external),
+        unresolved=tuple(placed.unresolved),
+        declared=tuple(placed.declared),
+        strict=settings.strict is True,
+    )
+
+
+def strict_refusal(graph: Graph, selected: Collection[str]) -> str | None:
+    """With `graph.strict`, why a run over `selected` (rel paths) may not start: the reads of
+    its stacks that tfrun cannot evaluate, each with its fix. None when it may."""
+    found = [f for f in graph.unresolved if f.computed and f.stack in selected]
+    if not graph.strict or not found:
+        return None
+    listing = "\n".join(f"  {f.stack}: {f.message}" for f in found)
+    return (
+        f"graph.strict is set in {graph.root / ROOT_FILE}, and {len(found)} read"
+        f"{'s' if len(found) > 1 else ''} in the selected stacks cannot be placed, so tfrun "
+        f"cannot tell which stacks must run first. Nothing ran.\n{listing}"
     )
 
 
@@ -134,14 +145,6 @@ def _stack_at(stack: Stack, relative: str, by_path: Mapping[Path, Stack], what: 
             'Paths are relative to the stack\'s folder, for example "../network".'
         )
     return found.rel
-
-
-def relative_to_root(path: Path, root: Path) -> str:
-    """`path` relative to `root`, with forward slashes."""
-    text, prefix = str(path), str(root) + os.sep
-    if text.startswith(prefix):  # the usual case, and much cheaper than relpath
-        return text[len(prefix) :].replace(os.sep, "/")
-    return Path(os.path.relpath(path, root)).as_posix()
 
 
 # ---------------------------------------------------------------------------- order

@@ -4,8 +4,11 @@ or prints; `commands/check.py` gathers the inputs and shows the result.
 
 Each finding names the file (and line, when there is one), the stack and the rule, so a CI log
 reads like a compiler's. The rules are cheap on purpose: `check` must stay fast enough to run
-on every merge request of a repository with hundreds of stacks, and it never asks terraform or
-AWS anything.
+on every merge request of a repository with hundreds of stacks, and it never asks AWS anything;
+terraform it asks only its version, once, when `dynamodb-only-lock` could apply.
+
+Long on purpose: every rule is here, beside the one table that names them (RULES), each a
+short pure function; apart, the table and its rules would drift.
 """
 
 from __future__ import annotations
@@ -31,12 +34,16 @@ RULES: dict[str, str] = {
     "unpinned-provider": "a stack that uses a provider without a version constraint for it",
     "unlisted-consumer": "a remote-state read of a stack with another owner that does not list "
     "the reader in its consumers",
-    "unknown-state-key": "a remote-state read whose key maps to no stack (or that tfrun cannot "
-    "place)",
+    "unknown-state-key": "a remote-state read of this repository's bucket whose key maps to no "
+    "stack",
+    "unresolved-read": "a remote-state read (or an SSM parameter read another stack may write) "
+    "whose bucket, key or name tfrun cannot evaluate, so it orders nothing",
     "dependency-cycle": "stacks that depend on each other in a cycle",
     "hand-written-backend": "a backend or cloud block written by a person (tfrun owns the backend)",
     "stale-generated-file": "a generated file that differs from what tfrun writes now, that "
     "tfrun no longer writes, or that a person wrote in its place",
+    "dynamodb-only-lock": "state locked only by a DynamoDB table while terraform is 1.10 or "
+    "newer, which locks in S3 itself (use_lockfile) and deprecates dynamodb_table",
 }
 # Built into terraform itself (terraform_data, terraform_remote_state): nothing to pin.
 BUILTIN_PROVIDERS = frozenset({"terraform"})
@@ -84,6 +91,9 @@ class Inputs:
     # Per selected stack: what tfrun would generate now, and the generated names on disk.
     generated: Mapping[str, Sequence[GeneratedFile]]
     on_disk: Mapping[str, Mapping[str, str]]  # rel → {file name: content}
+    # `terraform version` on this machine ("1.11.4"); None: unknown, and the rules that need
+    # it are skipped (commands/check.py asks terraform only when one of them could apply).
+    terraform_version: str | None = None
 
 
 def check(inputs: Inputs, selected: Collection[str]) -> list[Finding]:
@@ -92,6 +102,7 @@ def check(inputs: Inputs, selected: Collection[str]) -> list[Finding]:
     chosen = [graph.stacks[rel] for rel in sorted(selected)]
     findings = [*duplicate_keys(graph, selected), *cycles(graph, selected)]
     findings += unknown_keys(graph, selected)
+    findings += unresolved_reads(graph, selected)
     findings += unlisted_consumers(graph, inputs.facts, selected)
     for stack in chosen:
         own = inputs.sources.get(stack.rel, ())
@@ -103,6 +114,7 @@ def check(inputs: Inputs, selected: Collection[str]) -> list[Finding]:
         findings += stale_generated(
             stack, inputs.generated.get(stack.rel, ()), inputs.on_disk.get(stack.rel, {})
         )
+        findings += lock_settings(stack, inputs.terraform_version)
     return sorted(set(findings))
 
 
@@ -144,8 +156,21 @@ def unknown_keys(graph: Graph, selected: Collection[str]) -> list[Finding]:
     return [
         Finding(_rel(f.read.file, graph.root), f.read.line, f.stack, "unknown-state-key", f.message)
         for f in graph.unresolved
-        if f.stack in selected
+        if f.stack in selected and not f.computed
     ]
+
+
+def unresolved_reads(graph: Graph, selected: Collection[str]) -> list[Finding]:
+    """Reads tfrun cannot evaluate, unless the stack declares what they read. A read inside a
+    module is reported at the stack's module call; the message names both places."""
+    findings = []
+    for f in graph.unresolved:
+        if f.stack not in selected or not f.computed:
+            continue
+        place = f.read.via[0] if f.read.via else f.read
+        file = _rel(place.file, graph.root)
+        findings.append(Finding(file, place.line, f.stack, "unresolved-read", f.message))
+    return findings
 
 
 # ---------------------------------------------------------------------------- ownership
@@ -213,7 +238,7 @@ def _owner(stack: Stack) -> str:
 # ---------------------------------------------------------------------------- cycles
 
 
-_AT = re.compile(r" at (?P<file>.+):(?P<line>\d+)$")
+_AT = re.compile(r" at (?P<file>.+?):(?P<line>\d+)(?=$| )")
 _IN = re.compile(r" in (?P<file>.+)$")
 
 
@@ -388,3 +413,39 @@ def stale_generated(
             continue
         findings.append(Finding(where, 0, stack.rel, "stale-generated-file", message))
     return findings
+
+
+# ---------------------------------------------------------------------------- state locking
+
+# terraform 1.10 locks state in S3 itself (use_lockfile) and deprecates dynamodb_table; newer
+# versions say so in a warning on every run.
+S3_LOCKING_SINCE = (1, 10)
+_VERSION = re.compile(r"v?(\d+)\.(\d+)")
+
+
+def needs_terraform_version(stack: Stack) -> bool:
+    """Whether `lock_settings` could report this stack: only then is terraform asked."""
+    state = stack.config.state
+    return bool(state.dynamodb_table) and not state.use_lockfile
+
+
+def lock_settings(stack: Stack, terraform_version: str | None) -> list[Finding]:
+    match = _VERSION.match(terraform_version or "")
+    if not needs_terraform_version(stack) or match is None:
+        return []
+    if (int(match[1]), int(match[2])) < S3_LOCKING_SINCE:
+        return []
+    table = stack.config.state.dynamodb_table
+    return [
+        Finding(
+            _rel(stack.root / ROOT_FILE, stack.root),
+            0,
+            stack.rel,
+            "dynamodb-only-lock",
+            f"the state is locked only by the DynamoDB table '{table}', and terraform "
+            f"{terraform_version} locks in S3 itself and deprecates dynamodb_table (newer versions "
+            "warn 'Deprecated Parameter' on every run). Set use_lockfile = true in the state block "
+            "of tfrun.hcl, beside dynamodb_table until nobody runs terraform older than 1.10, "
+            "then remove dynamodb_table (docs/auth.md: Migrating from DynamoDB locks).",
+        )
+    ]

@@ -85,12 +85,9 @@ class Terraform:
         return f"the local endpoint {self.endpoint}"
 
 
-def resolve(
-    repo: Repository, binary_name: str | None = None, base: Mapping[str, str] = os.environ
-) -> Terraform:
-    """The binary (an error before anything is written when it is missing), the environment
-    and the endpoint of one command in `repo`; a dead sandbox is an error here too."""
-    binary = process.resolve_executable(binary_name or base.get(BINARY_VARIABLE) or "terraform")
+def _aws(
+    repo: Repository, base: Mapping[str, str]
+) -> tuple[dict[str, str], str | None, sandbox.Sandbox | None]:
     env = dict(base)
     running = _sandbox_in_use(repo, base)
     if running is not None:
@@ -100,6 +97,24 @@ def resolve(
         or repo.root_endpoint
         or (running.endpoint if running is not None else None)
     )
+    return env, endpoint, running
+
+
+def aws_environment(
+    repo: Repository, base: Mapping[str, str] = os.environ
+) -> tuple[dict[str, str], str | None]:
+    """The environment and the endpoint AWS calls of `repo` use (a sandbox's, when it runs)."""
+    env, endpoint, _ = _aws(repo, base)
+    return env, endpoint
+
+
+def resolve(
+    repo: Repository, binary_name: str | None = None, base: Mapping[str, str] = os.environ
+) -> Terraform:
+    """The binary (an error before anything is written when it is missing), the environment
+    and the endpoint of one command in `repo`; a dead sandbox is an error here too."""
+    binary = process.resolve_executable(binary_name or base.get(BINARY_VARIABLE) or "terraform")
+    env, endpoint, running = _aws(repo, base)
     cache = plugin_cache_dir(env)
     cache.mkdir(parents=True, exist_ok=True)
     env["TF_PLUGIN_CACHE_DIR"] = str(cache)
@@ -154,7 +169,7 @@ def hand_written_reads(stack: Stack) -> list[OverriddenRead]:
 
 
 def render(repo: Repository, stack: Stack, endpoint: str | None) -> list[GeneratedFile]:
-    reads = hand_written_reads(stack) if endpoint else []
+    reads = hand_written_reads(stack) if generate.overrides_reads(stack, endpoint) else []
     return generate.render(repo, stack, endpoint=endpoint, hand_written_reads=reads)
 
 

@@ -52,6 +52,16 @@ def ask(prompt: str) -> str:
         return ""
 
 
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A plain table on stdout: a report a person reads (tfrun whoami)."""
+    shown = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in headers:
+        shown.add_column(header, overflow="fold")
+    for row in rows:
+        shown.add_row(*(Text(cell) for cell in row))
+    stdout.print(shown)
+
+
 def out(text: str) -> None:
     """Plain program output (graph, generated pipelines): never styled, never wrapped."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -9,11 +9,14 @@ all (the one error is shown, as for any command).
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from tfrun import lint, scan, ui
+from tfrun import lint, process, scan, ui
 from tfrun.discovery import GENERATED_NAMES, Stack
-from tfrun.errors import ConfigError, ExitCode
+from tfrun.errors import ConfigError, ExitCode, ToolMissingError
+from tfrun.terraform import BINARY_VARIABLE
 from tfrun.workspace import Workspace
 
 FORMATS = ("text", "json")
@@ -53,8 +56,34 @@ def findings(path: Path) -> tuple[list[lint.Finding], list[Stack]]:
         modules={m: settings[m] for m in module_dirs},
         generated={s.rel: workspace.render(s) for s in chosen},
         on_disk={s.rel: _on_disk(s) for s in chosen},
+        terraform_version=_terraform_version(workspace.root, chosen),
     )
     return lint.check(inputs, {s.rel for s in chosen}), chosen
+
+
+def _terraform_version(root: Path, chosen: Sequence[Stack]) -> str | None:
+    """The version of the terraform the stacks run with, asked once and only when a rule
+    needs it; None (and a note that the rule was skipped) when it cannot be had."""
+    if not any(lint.needs_terraform_version(stack) for stack in chosen):
+        return None
+    binary = os.environ.get(BINARY_VARIABLE) or "terraform"
+    # No update check: `version` would otherwise ask checkpoint.hashicorp.com.
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1"}
+    why = ""
+    try:
+        outcome = process.run([binary, "version", "-json"], root, env)
+    except ToolMissingError:
+        why = f"'{binary}' is not on PATH"
+    else:
+        try:
+            version = json.loads(outcome.stdout).get("terraform_version")
+        except (ValueError, AttributeError):
+            version = None
+        if outcome.returncode == 0 and isinstance(version, str):
+            return version
+        why = f"'{binary} version -json' gave no version (exit {outcome.returncode})"
+    ui.info(f"note: {why}, so the rule dynamodb-only-lock was skipped.")
+    return None
 
 
 def check(path: Path, output: str = "text") -> int:

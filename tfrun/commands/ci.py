@@ -98,12 +98,15 @@ def gitlab(
         report = everything(path)
     else:
         report = _report(path, base or default_base(environ), head, with_dependents)
+    auth = report.graph.stacks and next(iter(report.graph.stacks.values())).config.auth
     options = ci.GitLabOptions(
         live_rel=report.live_rel,
         image=image,
         tags=tuple(tags),
         before_script=tuple(before_script),
         plan_only=plan_only,
+        ci_role_arn=auth.ci_role_arn if auth else None,
+        ci_audience=(auth.ci_audience if auth else None) or ci.DEFAULT_AUDIENCE,
     )
     if static:
         stacks = ci_stacks(report, _change_globs(report))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfrun import generate, process, recreate, safety, scope, tfargs, ui
+from tfrun import auth, generate, process, recreate, safety, scope, tfargs, ui
 from tfrun import graph as graphs
 from tfrun.commands.run_args import RunArgs
 from tfrun.discovery import Stack, is_stack_dir
@@ -57,6 +57,9 @@ def select_stacks(workspace: Workspace, args: RunArgs) -> Selection:
         )
     ordered = graphs.order(whole, stacks)
     selected = {stack.rel for stack in ordered}
+    refusal = graphs.strict_refusal(whole, selected)
+    if refusal is not None:
+        raise UsageError(refusal)
     warnings = tuple(
         f"{finding.stack}: {finding.message}"
         for finding in whole.unresolved
@@ -170,6 +173,10 @@ def run(args: RunArgs) -> int:
     for warning in warnings:
         ui.info(f"warning: {warning}")
     auto_approve = approve(selection, args, confirmations)
+    if not args.skip_auth_check and auth.wanted(stacks):
+        # Before any terraform: an expired login is one paragraph, not one failure per stack.
+        needed = auth.identities(stacks, os.environ)
+        auth.preflight(workspace.root, needed, toolchain.endpoint, toolchain.env)
 
     def after_init(stack: Stack) -> None:
         # A saved plan that could not be read before init (a fresh CI job) can be now.

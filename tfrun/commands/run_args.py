@@ -45,6 +45,7 @@ class RunArgs:
     detailed_exitcode: bool = False
     lock_timeout: float | None = None
     timeout: float | None = None
+    skip_auth_check: bool = False
     env: list[str] = field(default_factory=list)
     region: list[str] = field(default_factory=list)
     include: list[str] = field(default_factory=list)
@@ -93,6 +94,9 @@ RUN_OPTIONS: dict[str, RunOption] = {
     ),
     "--terraform-bin": RunOption(
         "terraform_bin", "text", "the terraform (or tofu) executable to run", "BIN"
+    ),
+    "--skip-auth-check": RunOption(
+        "skip_auth_check", "flag", "do not check the AWS identities first (docs/auth.md)"
     ),
     "--debug": RunOption("debug", "flag", "show the traceback of an error"),
 }

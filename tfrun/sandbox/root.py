@@ -14,7 +14,7 @@ from filelock import FileLock, Timeout
 
 from tfrun import state_store
 from tfrun.config import ROOT_FILE, build, load_file
-from tfrun.errors import ConfigError, ExitCode, TfrunError
+from tfrun.errors import ConfigError, ExitCode
 from tfrun.sandbox.server import (
     LOCK_TIMEOUT_S,
     STATE_FILE,
@@ -134,6 +134,8 @@ def _backend(root: Path) -> _Backend:
     profiles = {env.profile for env in config.environments.values() if env.profile}
     if config.state.profile:
         profiles.add(config.state.profile)
+    if config.auth.laptop_profile:  # the source of the role chain, on a laptop
+        profiles.add(config.auth.laptop_profile)
     return _Backend(
         bucket=config.state.bucket,
         region=config.state.region,
@@ -195,18 +197,16 @@ def provision(
     lock_table: str | None,
     profiles: Iterable[str],
 ) -> None:
-    """Create the state bucket (versioned), the lock table and the profiles; idempotent."""
+    """Create the state bucket and the lock table as `tfrun bootstrap` does, and the
+    profiles; idempotent."""
     write_profiles(sandbox, {**{name: region for name in profiles}, "default": region})
-    what = f"the state bucket '{bucket}'"
+    # The sandbox is plain HTTP, where a TLS-only bucket policy would refuse every request;
+    # and it has none of the KMS keys a real account's state.kms_key_id names.
+    layout = state_store.Layout(bucket, region, lock_table, tls_policy=False)
     try:
-        state_store.ensure_bucket(sandbox.client, bucket, region)
-        if lock_table:
-            what = f"the lock table '{lock_table}'"
-            state_store.ensure_lock_table(sandbox.client, lock_table, region)
-    except TfrunError:
-        raise
-    except Exception as exc:
+        list(state_store.ensure(sandbox.client, layout))  # the sandbox shows no lines
+    except state_store.StateStoreError as exc:
         raise SandboxError(
-            f"Could not create {what} in the sandbox at {sandbox.endpoint} ({exc}). "
+            f"Could not {exc.what} in the sandbox at {sandbox.endpoint} ({exc.cause}). "
             f"Its log is {sandbox.log_file}; 'tfrun sandbox down' then 'up' starts afresh."
         ) from None

@@ -13,11 +13,18 @@ is built to be fast without skipping anything that matters:
    sha256 of the file's bytes, and a stat record (size, mtime, ctime, inode) per path saves
    even reading the file when nothing changed.
 
-Two extractions share that machinery (`reader`), each with its own cache file:
+Three extractions share that machinery (`reader`), each with its own cache file:
 
-* `links` (scan.json): hand-written remote-state reads, with their whole literal `config`,
-  and local module calls; `scanner` follows the module calls from folder to folder;
+* `links` (scan.json): hand-written remote-state reads, SSM parameters written and read by
+  name, and local module calls with their inputs, values as written; `scanner` follows the
+  module calls from folder to folder;
+* `values` (values.json): variables, locals and variable files, read only for the folders
+  where an expression `links` found refers to them;
 * `settings` (settings.json): provider uses and `terraform` blocks, for `tfrun check` only.
+
+`resolve` then evaluates each read where it is, in the stack or in the module instance that
+holds it (`evaluate` over `expr`: the small, documented subset of HCL expressions that decide
+a bucket, a key or a parameter's name).
 """
 
 from __future__ import annotations
@@ -27,13 +34,8 @@ from tfrun.scan.cache import CACHE_DIR, RACY_NS
 from tfrun.scan.links import CACHE_FILE, CACHE_VERSION, LINKS
 from tfrun.scan.reader import ScanStats
 from tfrun.scan.reader import extract as _extract
-from tfrun.scan.scanner import (
-    RemoteStateRead,
-    Scanner,
-    StackFacts,
-    own_remote_state_reads,
-    scan,
-)
+from tfrun.scan.reads import ModuleCall, ParameterWrite, RemoteStateRead, StackFacts
+from tfrun.scan.scanner import Scanner, own_remote_state_reads, scan, ssm_edges
 from tfrun.scan.settings import BackendBlock, FileSettings, TerraformBlock, file_settings
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "BackendBlock",
     "Facts",
     "FileSettings",
+    "ModuleCall",
+    "ParameterWrite",
     "RemoteStateRead",
     "ScanStats",
     "Scanner",
@@ -53,9 +57,11 @@ __all__ = [
     "file_settings",
     "own_remote_state_reads",
     "scan",
+    "ssm_edges",
 ]
 
 
 def extract(name: str, data: bytes) -> Facts:
-    """The remote-state reads and module calls in one file's bytes (see `links`)."""
+    """The remote-state reads, SSM parameters and module calls in one file's bytes, values as
+    written (see `links`)."""
     return _extract(LINKS, name, data)

@@ -50,6 +50,7 @@ class Extraction:
     version: int
     first_pass: Callable[[str, bytes], Pass]  # (file name, bytes)
     finish: Callable[[Pass], Facts]
+    suffixes: tuple[str, ...] = (".tf", ".tf.json")  # the files of a folder it reads
 
 
 def decode(first: Pass, data: bytes) -> str | None:

@@ -88,6 +88,14 @@ class Cache:
             self.facts[sha] = facts
         self.dirty = True
 
+    def amend(self, path: str, sha: str, facts: Facts) -> None:
+        """Replace the facts of a content this file had when it was read (the same content,
+        read further); nothing when the file has changed since."""
+        entry = self.files.get(self._key(path))
+        if entry is not None and entry[5] == sha:
+            self.facts[sha] = facts
+            self.dirty = True
+
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return

@@ -1,24 +1,27 @@
 """The facts `graph`, `affected` and `run-all` need from a file: its hand-written remote-state
-reads and its module calls.
+reads, its SSM parameters (written and read by name) and its module calls.
 
 This runs over every file of the repository on every such command, so a byte prefilter comes
-first: a file that contains neither `terraform_remote_state` nor a `module` token cannot hold
-what we look for, and is never lexed. In a file that passes, only `data
-"terraform_remote_state"` and `module` blocks are read, by the line patterns when they have the
-canonical shape, else by python-hcl2. The facts, as JSON for the cache:
+first: a file that contains neither `terraform_remote_state`, `aws_ssm_parameter` nor a `module`
+token cannot hold what we look for, and is never lexed. In a file that passes, only those
+blocks are read, by the line patterns when they have the canonical shape, else by python-hcl2.
+Values are kept as written (python-hcl2's form: a template string, a list, a map); `resolve`
+evaluates them later, when it knows the stack and the module call they belong to. The facts,
+as JSON for the cache:
 
     {"signed": bool,
-     "reads":   [{"line", "name", "backend", "bucket", "key", "problem", "config"?}],
-     "modules": [{"line", "name", "source"}],
-     "error":   "LINE:COL: message"}   (only when the file is not valid HCL)
+     "reads":      [{"line", "name", "backend", "config"?, "workspace"?, "for_each"?, "count"?}],
+     "modules":    [{"line", "name", "source", "args"?, "for_each"?, "count"?}],
+     "parameters": [{"line", "name", "writes", "param"?, "for_each"?, "count"?}],
+     "error":      "LINE:COL: message"}   (only when the file is not valid HCL)
 
-A read's "config" is its whole `config` map, there only when every key and value in it is a
-literal (an override file can then copy it; see `tfrun.generate.override_blocks`).
+A module call has "args" (its inputs) only when its source is a local folder: tfrun follows
+no other. A parameter is `resource "aws_ssm_parameter"` (writes) or `data "aws_ssm_parameter"`
+(reads); "param" is its `name`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -26,15 +29,45 @@ from typing import Any
 from tfrun import generate
 from tfrun.scan import lexer, tfjson
 from tfrun.scan.blocks import Block, Extraction, Facts, Pass, decode
-from tfrun.scan.fast import fast_block
+from tfrun.scan.fast import Shape, fast_block
 
 CACHE_FILE = "scan.json"
 # Bump when what `finish` returns changes, so old caches are ignored rather than trusted.
 # 3: "signed" is the exact signature line, no longer a prefix of it.
-CACHE_VERSION = 3
+# 4: values as written (evaluated later), module inputs, SSM parameters.
+CACHE_VERSION = 4
 
-_CANDIDATE = re.compile(rb'terraform_remote_state|\bmodule\b\s*["\w{]')
-_HEADER_WORDS = re.compile(r"terraform_remote_state|\bmodule\b")
+_CANDIDATE = re.compile(rb'terraform_remote_state|aws_ssm_parameter|\bmodule\b\s*["\w{]')
+_HEADER_WORDS = re.compile(r"terraform_remote_state|aws_ssm_parameter|\bmodule\b")
+REMOTE_STATE = "terraform_remote_state"
+PARAMETER = "aws_ssm_parameter"
+# Module arguments that are not inputs of the module.
+META_ARGUMENTS = frozenset({"source", "version", "for_each", "count", "providers", "depends_on"})
+_INSTANCES = frozenset({"for_each", "count"})
+
+
+def is_local_source(source: Any) -> bool:
+    return isinstance(source, str) and source.startswith(("./", "../"))
+
+
+_SHAPES = {
+    "read": Shape(
+        wanted=frozenset({"backend", "config"}),
+        required=frozenset({"backend", "config"}),
+        plain=frozenset({"backend"}),
+        maps=frozenset({"config"}),
+        to_parser=frozenset({"workspace", *_INSTANCES}),
+    ),
+    "module": Shape(
+        wanted=None,
+        required=frozenset({"source"}),
+        plain=frozenset({"source"}),
+        lenient=lambda body: not is_local_source(body.get("source")),
+    ),
+    "parameter": Shape(
+        wanted=frozenset({"name"}), required=frozenset({"name"}), to_parser=_INSTANCES
+    ),
+}
 
 
 def first_pass(name: str, data: bytes) -> Pass:
@@ -62,9 +95,14 @@ def first_pass(name: str, data: bytes) -> Pass:
         if not _HEADER_WORDS.search(header):
             continue
         quick = lexer.header(header)
-        if quick is not None and not _wanted(*quick):
-            continue
-        block = fast_block(lines[start : end + 1], layout.depths[start : end + 1])
+        block = None
+        if quick is not None:
+            what = _kind(*quick)
+            if what is None:
+                continue
+            block = fast_block(
+                lines[start : end + 1], layout.depths[start : end + 1], _SHAPES[what]
+            )
         if block is not None:
             first.blocks.append(Block(*block, start + 1))
         else:
@@ -76,68 +114,51 @@ def finish(first: Pass) -> Facts:
     facts = dict(first.facts)
     if "error" in facts:
         return facts
-    reads: list[dict[str, Any]] = []
-    modules: list[dict[str, Any]] = []
+    found: dict[str, list[dict[str, Any]]] = {"reads": [], "modules": [], "parameters": []}
     for block in sorted(first.blocks, key=lambda b: b.line):
-        _interpret(block, reads, modules)
-    if reads:
-        facts["reads"] = reads
-    if modules:
-        facts["modules"] = modules
+        _interpret(block, found)
+    facts.update({name: items for name, items in found.items() if items})
     return facts
 
 
 LINKS = Extraction(CACHE_FILE, CACHE_VERSION, first_pass, finish)
 
 
-def _wanted(kind: str, labels: Sequence[str]) -> bool:
-    return kind == "module" or (kind == "data" and labels[:1] == ["terraform_remote_state"])
+def _kind(kind: str, labels: Sequence[str]) -> str | None:
+    """Which of our blocks this is: "read", "module", "parameter"; None for any other."""
+    if kind == "module":
+        return "module"
+    if kind == "data" and labels[:1] == [REMOTE_STATE]:
+        return "read"
+    if kind in ("data", "resource") and labels[:1] == [PARAMETER]:
+        return "parameter"
+    return None
 
 
-def _interpret(block: Block, reads: list[dict[str, Any]], modules: list[dict[str, Any]]) -> None:
+def _interpret(block: Block, found: dict[str, list[dict[str, Any]]]) -> None:
     kind, labels, body, line = block.kind, block.labels, block.body, block.line
-    if not isinstance(body, dict):
+    what = _kind(kind, labels)
+    if not isinstance(body, dict) or what is None:
         return
-    if kind == "module" and len(labels) == 1:
+    instances = {name: body[name] for name in _INSTANCES if name in body}
+    if what == "module" and len(labels) == 1:
         source = literal(body.get("source"))
-        if source is not None:
-            modules.append({"line": line, "name": labels[0], "source": source})
-    elif _wanted(kind, labels) and len(labels) == 2:
-        reads.append({"line": line, "name": labels[1], **_read(body)})
-
-
-def _read(body: dict[str, Any]) -> dict[str, Any]:
-    backend = literal(body.get("backend"))
-    config = body.get("config")
-    config = config if isinstance(config, dict) else {}
-    bucket = literal(config.get("bucket"))
-    key = literal(config.get("key"))
-    problem = None
-    if backend is None:
-        problem = "its backend is not a plain string"
-    elif backend != "s3":
-        problem = f'it reads the "{backend}" backend, not s3'
-    elif not isinstance(body.get("config"), dict):
-        problem = "its config is not a plain map { bucket = ..., key = ... }"
-    elif "key" not in config:
-        problem = "its config has no key"
-    elif key is None:
-        problem = f"its key is computed ({_show(config['key'])}), so tfrun cannot tell whose it is"
-    elif "bucket" not in config:
-        problem = "its config has no bucket"
-    elif bucket is None:
-        problem = f"its bucket is computed ({_show(config['bucket'])}), so tfrun cannot place it"
-    elif "workspace" in body and literal(body["workspace"]) != "default":
-        problem = "it reads a workspace other than default, which tfrun stacks do not use"
-    found: dict[str, Any] = {"backend": backend, "bucket": bucket, "key": key, "problem": problem}
-    whole = _constant(body.get("config"))
-    if isinstance(whole, dict):
-        found["config"] = whole
-    return found
-
-
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+        if source is None:
+            return
+        module: dict[str, Any] = {"line": line, "name": labels[0], "source": source}
+        if is_local_source(source):
+            args = {k: v for k, v in body.items() if k not in META_ARGUMENTS}
+            module.update(instances, **({"args": args} if args else {}))
+        found["modules"].append(module)
+    elif what == "read" and len(labels) == 2:
+        read = {"line": line, "name": labels[1], "backend": body.get("backend"), **instances}
+        read.update({k: body[k] for k in ("config", "workspace") if k in body})
+        found["reads"].append(read)
+    elif what == "parameter" and len(labels) == 2:
+        parameter = {"line": line, "name": labels[1], "writes": kind == "resource", **instances}
+        if "name" in body:
+            parameter["param"] = body["name"]
+        found["parameters"].append(parameter)
 
 
 def literal(value: Any) -> str | None:
@@ -150,27 +171,3 @@ def literal(value: Any) -> str | None:
     if "${" in plain or "%{" in plain:
         return None
     return value.replace("$${", "${").replace("%%{", "%{")
-
-
-_COMPUTED = object()
-
-
-def _constant(value: Any) -> Any:
-    """What a value stands for when nothing in it is computed, else _COMPUTED."""
-    if isinstance(value, str):
-        text = literal(value)
-        return _COMPUTED if text is None else text
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, list):
-        items = [_constant(item) for item in value]
-        return _COMPUTED if any(item is _COMPUTED for item in items) else items
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            plain_key, plain_item = literal(key), _constant(item)
-            if plain_key is None or plain_item is _COMPUTED:
-                return _COMPUTED
-            out[plain_key] = plain_item
-        return out
-    return _COMPUTED

@@ -36,13 +36,17 @@ class Reader:
         self.cache = Cache(path, root, extraction.version)
         self.stats = ScanStats()
 
-    def by_dir(self, dirs: Sequence[Path]) -> dict[Path, list[tuple[Path, Facts]]]:
+    def by_dir(
+        self, dirs: Sequence[Path], *, keep_errors: bool = False
+    ) -> dict[Path, list[tuple[Path, Facts]]]:
         """Per folder, its .tf files that say something, with their facts, in name order.
 
         Files tfrun generated are left out: it wrote them from config, which the callers read
-        directly. A person's file of a generated name stays (the rules look at it).
+        directly. A person's file of a generated name stays (the rules look at it). A file
+        that is not valid HCL is an error, or with `keep_errors` a file whose facts say so.
         """
-        listing = {d: tf_files(d) for d in dirs}
+        suffixes = self.extraction.suffixes
+        listing = {d: tf_files(d, suffixes) for d in dirs}
         self.cache.note_listed(dirs)
         facts = self.facts([e for entries in listing.values() for e in entries])
         out: dict[Path, list[tuple[Path, Facts]]] = {}
@@ -52,7 +56,7 @@ class Reader:
                 fact = facts[entry.path]
                 if fact.get("signed") and entry.name in GENERATED_NAMES:
                     continue
-                if "error" in fact:
+                if "error" in fact and not keep_errors:
                     raise ConfigError(f"{entry.path}:{fact['error']}")
                 if len(fact) > 1:  # more than "signed", which every file has
                     found.append((Path(entry.path), fact))
@@ -60,6 +64,10 @@ class Reader:
 
     def save(self) -> None:
         self.cache.save()
+
+    def amend(self, path: Path, data: bytes, facts: Facts) -> None:
+        """Keep `facts`, read further from the file's `data`, for that content."""
+        self.cache.amend(str(path), hashlib.sha256(data).hexdigest(), facts)
 
     def facts(self, entries: Sequence[os.DirEntry[str]]) -> dict[str, Facts]:
         """Facts by path: from the cache by stat, else by content, else by reading the file."""
@@ -119,10 +127,12 @@ def extract(extraction: Extraction, name: str, data: bytes) -> Facts:
     return extraction.finish(first)
 
 
-def tf_files(directory: Path) -> list[os.DirEntry[str]]:
+def tf_files(
+    directory: Path, suffixes: tuple[str, ...] = (".tf", ".tf.json")
+) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(directory) as entries:
-            found = [e for e in entries if e.name.endswith((".tf", ".tf.json")) and e.is_file()]
+            found = [e for e in entries if e.name.endswith(suffixes) and e.is_file()]
     except OSError:
         return []
     return sorted(found, key=lambda e: e.name)

@@ -1,4 +1,5 @@
-"""Stacks' remote-state reads and local modules, following module calls from folder to folder."""
+"""Stacks' reads and local modules: each folder's facts (cached), module calls followed from
+folder to folder, then every read resolved where it is (`resolve`)."""
 
 from __future__ import annotations
 
@@ -6,51 +7,47 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tfrun.scan.blocks import Facts
 from tfrun.scan.links import LINKS
-from tfrun.scan.reader import Reader
+from tfrun.scan.reader import Reader, ScanStats
+from tfrun.scan.reads import RemoteStateRead, StackFacts
+from tfrun.scan.resolve import Dir, Resolver
+from tfrun.scan.scope import DirValues
+from tfrun.scan.values import VALUES, amend
 
 if TYPE_CHECKING:
     from tfrun.discovery import Stack
 
-
-@dataclass(frozen=True)
-class RemoteStateRead:
-    """One `data "terraform_remote_state"` block a person wrote."""
-
-    file: Path
-    line: int
-    name: str
-    backend: str | None
-    bucket: str | None
-    key: str | None
-    # Why tfrun cannot tell statically which state this reads; None when it can.
-    problem: str | None = None
-    # The whole `config` map when every key and value in it is a literal, else None.
-    config: Mapping[str, Any] | None = field(default=None, hash=False)
-
-    @property
-    def where(self) -> str:
-        return f"{self.file}:{self.line}"
-
-
-@dataclass(frozen=True)
-class StackFacts:
-    reads: tuple[RemoteStateRead, ...]  # its own, then those inside the local modules it uses
-    modules: frozenset[Path]  # local module folders it uses, directly or through modules
+__all__ = ["RemoteStateRead", "Scanner", "StackFacts", "own_remote_state_reads", "scan"]
 
 
 def scan(
-    root: Path, stacks: Iterable[Stack], *, use_cache: bool = True, jobs: int | None = None
+    root: Path,
+    stacks: Iterable[Stack],
+    *,
+    use_cache: bool = True,
+    jobs: int | None = None,
+    parameters: bool | None = None,
 ) -> dict[str, StackFacts]:
-    """Facts for each stack, keyed by its `rel` path."""
-    scanner = Scanner(root, use_cache=use_cache, jobs=jobs)
+    """Facts for each stack, keyed by its `rel` path. `parameters`: whether SSM parameters
+    are read (default: the root config's `graph.ssm_edges`)."""
     stack_list = list(stacks)
+    if parameters is None:
+        parameters = ssm_edges(stack_list)
+    scanner = Scanner(root, use_cache=use_cache, jobs=jobs, parameters=parameters)
     facts = scanner.scan_dirs([s.path for s in stack_list])
     return {s.rel: facts[s.path] for s in stack_list}
+
+
+def ssm_edges(stacks: Sequence[Stack]) -> bool:
+    """The root config's `graph.ssm_edges` (a root-only key: every stack has the same)."""
+    if not stacks:
+        return True
+    setting = stacks[0].config.graph.ssm_edges
+    return True if setting is None else setting
 
 
 _shared: dict[Path, Scanner] = {}
@@ -59,7 +56,7 @@ _shared_lock = threading.Lock()
 
 def own_remote_state_reads(root: Path, stack_dir: Path) -> list[RemoteStateRead]:
     """The S3 remote-state reads written in the stack's own files, not in the modules it uses,
-    whose whole `config` is literal (so that an override file can copy it).
+    whose whole `config` evaluates (so that an override file can copy it), one per block.
 
     Asked once per stack before each terraform run, so one scanner per live root serves every
     call: its cache is loaded once, and its stat records keep its answers current.
@@ -69,62 +66,155 @@ def own_remote_state_reads(root: Path, stack_dir: Path) -> list[RemoteStateRead]
         if scanner is None:
             scanner = _shared[root] = Scanner(root)
         reads = scanner.own_reads(stack_dir)
-    return [r for r in reads if r.backend == "s3" and r.config is not None]
-
-
-@dataclass(frozen=True)
-class _Dir:
-    reads: tuple[RemoteStateRead, ...]
-    modules: tuple[Path, ...]  # local module folders it calls directly
+    # An override replaces the block's config for all its instances: only when they agree.
+    blocks: dict[tuple[Path, int], list[RemoteStateRead]] = {}
+    for read in reads:
+        blocks.setdefault((read.file, read.line), []).append(read)
+    out = []
+    for instances in blocks.values():
+        first = instances[0]
+        if first.backend != "s3" or first.config is None:
+            continue
+        if all(r.backend == "s3" and r.config == first.config for r in instances):
+            out.append(first)
+    return out
 
 
 class Scanner:
-    def __init__(self, root: Path, *, use_cache: bool = True, jobs: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        use_cache: bool = True,
+        jobs: int | None = None,
+        parameters: bool = True,
+    ) -> None:
         self.root = root
         self.reader = Reader(root, LINKS, use_cache=use_cache, jobs=jobs)
         self.stats = self.reader.stats
+        self.parameters = parameters
+        self._use_cache = use_cache
+        self._jobs = jobs
+        self._values_reader: Reader | None = None
+        self._values: dict[Path, DirValues] = {}
 
     def scan_dirs(self, dirs: Sequence[Path]) -> dict[Path, StackFacts]:
-        known: dict[Path, _Dir] = {}
+        known: dict[Path, Dir] = {}
         pending = list(dict.fromkeys(dirs))
         # Breadth first, so that each level's files are read in one (possibly parallel) batch.
         while pending:
             known.update(self._read_dirs(pending))
             pending = sorted({m for d in pending for m in known[d].modules if m not in known})
         self.reader.save()
+        self._values.clear()
+        resolver = Resolver(self.root, known, self.values, parameters=self.parameters)
         closures: dict[Path, tuple[Path, ...]] = {}
+        found = {d: resolver.stack(d) for d in dirs}
+        parameter_reads = [r for f in found.values() for r in f.parameter_reads]
         out = {}
-        for d in dirs:
-            modules = _closure(d, known, closures)
-            reads = known[d].reads + tuple(r for m in modules for r in known[m].reads)
-            out[d] = StackFacts(reads=reads, modules=frozenset(modules))
+        for d, f in found.items():
+            writes = resolver.writes(f.pending_writes, parameter_reads) if parameter_reads else []
+            out[d] = StackFacts(
+                reads=tuple(f.reads),
+                modules=frozenset(_closure(d, known, closures)),
+                parameter_writes=tuple(writes),
+                parameter_reads=tuple(f.parameter_reads),
+            )
+        self._save_values()
         return out
 
     def own_reads(self, directory: Path) -> tuple[RemoteStateRead, ...]:
-        """The reads in the folder's own files."""
+        """The reads in the folder's own files, each with its whole config evaluated."""
         # A long-lived scanner: files are checked now, which is what the racy check needs.
-        self.reader.cache.now = time.time_ns()
-        found = self._read_dirs([directory])[directory].reads
+        now = time.time_ns()
+        self.reader.cache.now = now
+        if self._values_reader is not None:
+            self._values_reader.cache.now = now
+        self._values.clear()
+        known = self._read_dirs([directory])
         self.reader.save()
+        found = Resolver(self.root, known, self.values, parameters=False).own_reads(directory)
+        self._save_values()
+        return tuple(found)
+
+    @property
+    def values_stats(self) -> ScanStats | None:
+        """What reading variables and locals had to do (None when nothing asked for them)."""
+        return None if self._values_reader is None else self._values_reader.stats
+
+    def values(self, directory: Path, whole: bool = False) -> DirValues:
+        """The folder's variables, locals and variable files; read when first asked for.
+        `whole`: with the items the line patterns left unread parsed too (and kept so)."""
+        known = self._values.get(directory)
+        if known is not None and (known.whole or not whole):
+            return known
+        if self._values_reader is None:
+            self._values_reader = Reader(
+                self.root, VALUES, use_cache=self._use_cache, jobs=self._jobs
+            )
+        reader = self._values_reader
+        found = DirValues(whole=whole)
+        tfvars = []
+        for path, fact in reader.by_dir([directory], keep_errors=True)[directory]:
+            if whole and "error" not in fact:
+                fact = self._amend(reader, path, fact)
+            if "error" in fact:
+                found.errors.append(f"{path}:{fact['error']}")
+            for name, entry in fact.get("variables", {}).items():
+                found.variables[name] = (path, entry)
+            for name, entry in fact.get("locals", {}).items():
+                found.locals[name] = (path, entry)
+            if "tfvars" in fact:
+                tfvars.append((path, fact["tfvars"]))
+        found.tfvars = sorted(tfvars, key=lambda item: _load_order(item[0].name))
+        self._values[directory] = found
         return found
 
-    def _read_dirs(self, dirs: Sequence[Path]) -> dict[Path, _Dir]:
-        out: dict[Path, _Dir] = {}
+    @staticmethod
+    def _amend(reader: Reader, path: Path, fact: Facts) -> Facts:
+        if not any(
+            entry.get("unread")
+            for kind in ("variables", "locals")
+            for entry in fact.get(kind, {}).values()
+        ):
+            return fact
+        try:
+            data = path.read_bytes()
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return {**fact, "error": f" cannot read this file ({exc})."}
+        whole = amend(fact, text)
+        if "error" not in whole:
+            reader.amend(path, data, whole)
+        return whole
+
+    def _save_values(self) -> None:
+        if self._values_reader is not None:
+            self._values_reader.save()
+
+    def _read_dirs(self, dirs: Sequence[Path]) -> dict[Path, Dir]:
+        out: dict[Path, Dir] = {}
         module_dirs: dict[tuple[str, str], Path | None] = {}
         for d, files in self.reader.by_dir(dirs).items():
-            reads: list[RemoteStateRead] = []
-            modules: dict[Path, None] = {}
+            reads: list[tuple[Path, dict[str, Any]]] = []
+            calls: list[tuple[Path, dict[str, Any], Path | None]] = []
+            parameters: list[tuple[Path, dict[str, Any]]] = []
             for path, fact in files:
-                reads.extend(RemoteStateRead(file=path, **r) for r in fact.get("reads", ()))
+                reads.extend((path, r) for r in fact.get("reads", ()))
+                parameters.extend((path, p) for p in fact.get("parameters", ()))
                 for m in fact.get("modules", ()):
                     where = (str(d), m["source"])
                     if where not in module_dirs:
                         module_dirs[where] = _module_dir(d, m["source"])
-                    module = module_dirs[where]
-                    if module is not None:
-                        modules[module] = None
-            out[d] = _Dir(tuple(reads), tuple(modules))
+                    calls.append((path, m, module_dirs[where]))
+            out[d] = Dir(tuple(reads), tuple(calls), tuple(parameters))
         return out
+
+
+def _load_order(name: str) -> tuple[int, str]:
+    """terraform.tfvars, then terraform.tfvars.json, then *.auto.tfvars(.json) by name: a
+    later file wins."""
+    return ({"terraform.tfvars": 0, "terraform.tfvars.json": 1}.get(name, 2), name)
 
 
 def _module_dir(directory: Path, source: str) -> Path | None:
@@ -135,7 +225,7 @@ def _module_dir(directory: Path, source: str) -> Path | None:
 
 
 def _closure(
-    directory: Path, known: Mapping[Path, _Dir], memo: dict[Path, tuple[Path, ...]]
+    directory: Path, known: Mapping[Path, Dir], memo: dict[Path, tuple[Path, ...]]
 ) -> tuple[Path, ...]:
     """The module folders `directory` uses, directly or through other modules, in BFS order."""
     if directory in memo:

@@ -1,4 +1,5 @@
-"""Terraform's JSON syntax (*.tf.json): the remote-state and module blocks of a document."""
+"""Terraform's JSON syntax (*.tf.json): the remote-state, SSM parameter and module blocks of
+a document. (Its strings are templates, as python-hcl2 gives HCL's: the same values.)"""
 
 from __future__ import annotations
 
@@ -7,16 +8,22 @@ from typing import Any
 
 from tfrun.scan.blocks import Block
 
+_DATA_TYPES = ("terraform_remote_state", "aws_ssm_parameter")
+_RESOURCE_TYPES = ("aws_ssm_parameter",)
+
 
 def link_blocks(text: str) -> list[Block]:
-    """`data "terraform_remote_state"` and `module` blocks; ValueError when not JSON."""
+    """`data "terraform_remote_state"`, `aws_ssm_parameter` (data and resource) and `module`
+    blocks; ValueError when not JSON."""
     document = json.loads(text)
     if not isinstance(document, dict):
         return []
     blocks: list[Block] = []
-    for data in _objects(document.get("data")):
-        for name, body in _named(data.get("terraform_remote_state")):
-            blocks.append(Block("data", ["terraform_remote_state", name], body, _line(text, name)))
+    for kind, types in (("data", _DATA_TYPES), ("resource", _RESOURCE_TYPES)):
+        for section in _objects(document.get(kind)):
+            for type_name in types:
+                for name, body in _named(section.get(type_name)):
+                    blocks.append(Block(kind, [type_name, name], body, _line(text, name)))
     for name, body in _named(document.get("module")):
         blocks.append(Block("module", [name], body, _line(text, name)))
     return blocks
