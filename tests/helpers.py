@@ -15,7 +15,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -384,3 +385,30 @@ def terraform_shim_text(real_terraform: str, log: Path) -> str:
         f'printf \'%s: terraform %s\\n\' "$PWD" "$*" >> {shlex.quote(str(log))}\n'
         f'exec {shlex.quote(real_terraform)} "$@"\n'
     )
+
+
+def git(top: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=top, check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def commit(top: Path, message: str = "change") -> str:
+    git(top, "add", "-A")
+    git(top, "commit", "-q", "-m", message)
+    return git(top, "rev-parse", "HEAD").strip()
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import LiveRepo, root_hcl, write_tree
+from helpers import LiveRepo, commit, git, root_hcl, write_tree
 
 from tfrun import cli, generate
 from tfrun.affected import Kind, Report, affected
@@ -54,17 +53,6 @@ BASE_FILES: dict[str, str] = {
     "modules/service/main.tf": EMPTY,
     "README.md": "infra\n",
 }
-
-
-def git(top: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=top, check=True, capture_output=True, text=True)
-    return done.stdout
-
-
-def commit(top: Path, message: str = "change") -> str:
-    git(top, "add", "-A")
-    git(top, "commit", "-q", "-m", message)
-    return git(top, "rev-parse", "HEAD").strip()
 
 
 @pytest.fixture

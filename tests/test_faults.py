@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import signal
 import stat
 import subprocess
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 from fake_terraform import PROD_REL, STACK_REL, FakeRepo, Recorder, patch_plumbing, toolchain
-from helpers import LiveRepo, StateBackend, cli_environ, run_cli
+from helpers import LiveRepo, StateBackend, alive, cli_environ, run_cli, wait_until
 
 from tfrun.discovery import Repository
 from tfrun.errors import ExitCode
@@ -27,21 +26,6 @@ from tfrun.run import engine
 from tfrun.run import stack as stack_run
 
 OTHER = "staging-eu-west-1/data"
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture

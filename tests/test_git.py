@@ -4,25 +4,13 @@ the working tree alone. What the change means for stacks: test_affected.py."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import write_tree
+from helpers import commit, git, write_tree
 
 from tfrun.errors import ConfigError, UsageError
 from tfrun.git import FileChange, checkout, git_change, git_top, head_commit, tree_files
-
-
-def git(top: Path, *args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=top, check=True, capture_output=True, text=True)
-    return done.stdout
-
-
-def commit(top: Path, message: str = "change") -> str:
-    git(top, "add", "-A")
-    git(top, "commit", "-q", "-m", message)
-    return git(top, "rev-parse", "HEAD").strip()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ import anyio
 import pytest
 from fake_terraform import Recorder, patch_plumbing, toolchain, write_shim
 from filelock import FileLock
+from helpers import alive, wait_until
 
 from tfrun.discovery import Repository, Stack
 from tfrun.errors import ExitCode, RefusedError
@@ -600,22 +601,6 @@ def drive(live: Live, tmp_path: Path) -> Iterator[Callable[..., Driven]]:
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_first_interrupt_sends_one_sigint_to_each_terraform_and_waits(

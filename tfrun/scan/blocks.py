@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
 
+from tfrun.scan import lexer
+
 Facts: TypeAlias = dict[str, Any]  # what one file says, as JSON-able data
 Snippet: TypeAlias = tuple[str, int]  # HCL text for python-hcl2, and the line it starts on
 
@@ -60,3 +62,13 @@ def decode(first: Pass, data: bytes) -> str | None:
     except UnicodeDecodeError as exc:
         first.facts["error"] = f" this file is not UTF-8 ({exc})."
         return None
+
+
+def lex(first: Pass, text: str) -> tuple[list[str], lexer.Layout] | None:
+    """The file's lines and top-level blocks; None when the lexer is lost (most likely the
+    file is broken), and then the whole file goes to the parser, which says where and why."""
+    layout = lexer.layout(text)
+    if layout is None:
+        first.snippets.append((text, 1))
+        return None
+    return text.split("\n"), layout

@@ -28,7 +28,7 @@ from typing import Any
 
 from tfrun import generate
 from tfrun.scan import lexer, tfjson
-from tfrun.scan.blocks import Block, Extraction, Facts, Pass, decode
+from tfrun.scan.blocks import Block, Extraction, Facts, Pass, decode, lex
 from tfrun.scan.fast import Shape, fast_block
 
 CACHE_FILE = "scan.json"
@@ -84,12 +84,10 @@ def first_pass(name: str, data: bytes) -> Pass:
         except ValueError as exc:
             first.facts["error"] = f"{getattr(exc, 'lineno', 1)}: this is not valid JSON ({exc})."
         return first
-    layout = lexer.layout(text)
-    if layout is None:
-        # The lexer is lost (most likely the file is broken): the parser says where and why.
-        first.snippets.append((text, 1))
+    lexed = lex(first, text)
+    if lexed is None:
         return first
-    lines = text.split("\n")
+    lines, layout = lexed
     for start, end in layout.blocks:
         header = lines[start]
         if not _HEADER_WORDS.search(header):

@@ -26,7 +26,7 @@ from typing import Any
 
 from tfrun import generate
 from tfrun.scan import lexer
-from tfrun.scan.blocks import Block, Extraction, Facts, Nested, Pass, decode
+from tfrun.scan.blocks import Block, Extraction, Facts, Nested, Pass, decode, lex
 from tfrun.scan.reader import Reader
 
 CACHE_FILE = "settings.json"
@@ -100,12 +100,10 @@ def first_pass(name: str, data: bytes) -> Pass:
     text = decode(first, data)
     if text is None:
         return first
-    layout = lexer.layout(text)
-    if layout is None:
-        # The lexer is lost (most likely the file is broken): the parser says where and why.
-        first.snippets.append((text, 1))
+    lexed = lex(first, text)
+    if lexed is None:
         return first
-    lines = text.split("\n")
+    lines, layout = lexed
     for start, end in layout.blocks:
         header = lexer.header(lines[start])
         if header is None or header[0] == "terraform":
