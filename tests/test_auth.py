@@ -23,6 +23,7 @@ auth {
 }
 """
 STATE_ROLE = "arn:aws:iam::111111111111:role/TerraformState"
+MOTO_ACCOUNT = "123456789012"  # moto's default account, where the sandbox creates things
 
 
 def _live(tmp_path: Path, extra: str = AUTH, state_role: bool = True) -> Repository:
@@ -68,7 +69,7 @@ def test_a_laptop_starts_from_its_sso_profile_and_assumes_each_accounts_role(
     [backend] = files["backend.tf"]["terraform"][0]["backend"]
     s3 = backend["s3"]
     assert s3["profile"] == "company-sso"
-    assert s3["assume_role"][0]["role_arn"] == STATE_ROLE
+    assert s3["assume_role"]["role_arn"] == STATE_ROLE  # an argument in a backend, not a block
     app = _files(repo, "staging-eu-west-1/app", {"USER": "alice"})
     [read] = app["remote_state.tf"]["data"]
     config = read["terraform_remote_state"]["network"]["config"]
@@ -190,8 +191,11 @@ def test_a_stack_applies_through_the_role_chain_with_real_terraform(
 ) -> None:
     assert callable(make_repo)
     extra = AUTH.replace("company-sso", "staging")
+    # moto keeps each account's tables apart: the state role is in the account that holds the
+    # sandbox's bucket and lock table, as it would be in AWS.
+    state_role = f"arn:aws:iam::{MOTO_ACCOUNT}:role/TerraformState"
     root = state_backend.root_hcl(extra=extra).replace(
-        "  encrypt = true\n", f'  encrypt = true\n  role_arn = "{STATE_ROLE}"\n'
+        "  encrypt = true\n", f'  encrypt = true\n  role_arn = "{state_role}"\n'
     )
     repo: LiveRepo = make_repo(
         {

@@ -101,22 +101,13 @@ def backend_block(stack: Stack, endpoint: str | None) -> Block:
     state = stack.config.state
     backend = Block("backend", ("s3",))
     for name, value in _s3_config(stack, stack.key, endpoint).items():
-        if name == "assume_role" and isinstance(value, dict):
-            backend.block(_attrs(Block("assume_role"), value))  # a block in a backend
-        else:
-            backend.attr(name, value)
+        backend.attr(name, value)
     if state.dynamodb_table:
         backend.attr("dynamodb_table", state.dynamodb_table)
     if state.use_lockfile:
         backend.attr("use_lockfile", True)
     backend.attr("encrypt", state.encrypt if state.encrypt is not None else True)
     return Block("terraform").block(backend)
-
-
-def _attrs(block: Block, values: dict[str, Value]) -> Block:
-    for name, value in values.items():
-        block.attr(name, value)
-    return block
 
 
 def provider_block(stack: Stack, endpoint: str | None) -> Block:
