@@ -220,6 +220,57 @@ def test_a_stack_applies_through_the_role_chain_with_real_terraform(
     assert json.loads(seen.assert_success().stdout)["seen"]["value"] == arn
 
 
+@pytest.mark.slow
+def test_a_gitlab_job_applies_from_a_web_identity_token_with_real_terraform(
+    make_repo: object, state_backend: StateBackend, tf_env: dict[str, str], tmp_path: Path
+) -> None:
+    """As the generated GitLab job runs: no keys, no profile, only `AWS_ROLE_ARN` and the
+    OIDC token file; terraform (and tfrun's preflight) start from that web identity and then
+    assume the environment's role, with the job in the session name."""
+    assert callable(make_repo)
+    repo: LiveRepo = make_repo(
+        {
+            "live/tfrun.hcl": state_backend.root_hcl(extra=AUTH),
+            f"live/{STACK_REL}/main.tf": (
+                'data "aws_caller_identity" "me" {}\n'
+                'output "arn" { value = data.aws_caller_identity.me.arn }\n'
+            ),
+        }
+    )
+    token = tmp_path / "gitlab_oidc_token"
+    token.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwcm9qZWN0X3BhdGg6YWNtZS9pbmZyYSJ9.c2ln")
+    env = {
+        name: value
+        for name, value in tf_env.items()
+        if name not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+        and name not in ("AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE")
+    }
+    env.update(
+        {
+            "GITLAB_CI": "true",
+            "CI": "true",
+            "CI_JOB_ID": "4242",
+            "AWS_ROLE_ARN": f"arn:aws:iam::{MOTO_ACCOUNT}:role/GitLabTerraform",
+            "AWS_WEB_IDENTITY_TOKEN_FILE": str(token),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        }
+    )
+    applied = run_cli(["apply", STACK_REL, "--yes", "-no-color"], repo.live, env)
+    applied.assert_success()
+    outputs = run_cli(["output", "-json"], repo.live / STACK_REL, env).assert_success()
+    arn = json.loads(outputs.stdout)["arn"]["value"]
+    assert arn == (
+        "arn:aws:sts::333333333333:assumed-role/TerraformAdmin/gitlab-job-4242@staging.network"
+    )
+    # Without the token there is no identity at all: the preflight says so before terraform.
+    token.unlink()
+    refused = run_cli(["plan", STACK_REL, "-no-color"], repo.live, env)
+    refused.assert_exit(int(ExitCode.BAD_CONFIG))
+    said = " ".join(refused.stderr.split())
+    assert f"web identity (AWS_ROLE_ARN {env['AWS_ROLE_ARN']}, token file {token})" in said, said
+    assert "Nothing ran" in refused.stderr
+
+
 def test_whoami_shows_each_identity_through_the_chain(
     tmp_path: Path, moto_sandbox: sandbox.Sandbox, moto_env: dict[str, str]
 ) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from helpers import LiveRepo, root_hcl
 
-from tfrun import graph, scan
+from tfrun import graph, graph_formats, scan
 from tfrun.discovery import Repository
 from tfrun.scan import evaluate as ev
 from tfrun.scan import expr
@@ -413,6 +413,10 @@ def test_declaring_what_an_unresolved_read_reads_settles_it(
     whole = build(make_repo, files)
     assert [f.stack for f in whole.declared] == [f"{S}/fromdata"]
     assert f"{S}/novalue" in {f.stack for f in whole.unresolved}
+    # Declared, the read is still listed in the JSON, marked so.
+    listed = json.loads(graph_formats.to_json(whole))["unresolved"]
+    declared = {u["stack"].removeprefix(f"{S}/"): u["declared"] for u in listed}
+    assert declared["fromdata"] is True and declared["novalue"] is False
 
     files[f"live/{S}/novalue/stack.hcl"] = 'dependencies = ["../network"]\n'
     whole = build(make_repo, files)
@@ -489,8 +493,6 @@ def test_a_variable_file_that_is_not_valid_hcl_leaves_the_read_unresolved(
 
 
 def test_the_json_listing_keeps_unresolved_reads(make_repo: Callable[..., LiveRepo]) -> None:
-    from tfrun import graph_formats
-
     whole = build(make_repo, REPOSITORY)
     document = json.loads(graph_formats.to_json(whole))
     listed = sorted(

@@ -487,3 +487,25 @@ def test_use_lockfile_in_the_backend(
         **expected,
         "encrypt": True,
     }
+
+
+def test_kms_key_id_goes_into_the_backend_but_not_against_a_local_endpoint(
+    tmp_path: Path,
+) -> None:
+    key = "arn:aws:kms:eu-west-1:222222222222:alias/tfstate"
+    live = write_tree(
+        tmp_path / "live",
+        {
+            "tfrun.hcl": PINNED_ROOT.replace("state {", f'state {{\n  kms_key_id = "{key}"'),
+            "prod-eu-west-1/network/main.tf": "",
+        },
+    )
+    repo = Repository(live)
+
+    def backend(endpoint: str | None) -> dict[str, Any]:
+        files = files_of(repo, "prod-eu-west-1/network", endpoint)
+        s3: dict[str, Any] = files["backend.tf"]["terraform"][0]["backend"][0]["s3"]
+        return s3
+
+    assert backend(None)["kms_key_id"] == key
+    assert "kms_key_id" not in backend("http://127.0.0.1:5000")

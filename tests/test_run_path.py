@@ -165,3 +165,46 @@ def test_one_stack_waits_for_a_run_all_applying_it_with_real_terraform(
     # The second apply found the first one's state, so it had nothing left to create.
     assert "0 added" in one.stdout
     assert "staging/eu-west-1/network.tfstate" in state_backend.object_keys()
+
+
+def _start_args(fake_repo: FakeRepo) -> list[list[str]]:
+    return [r["args"] for r in fake_repo.records("start")]
+
+
+def test_backend_settings_changed_in_place_reinit_with_reconfigure(fake_repo: FakeRepo) -> None:
+    """`use_lockfile` added after the stack was initialised: the state stays where it was,
+    so the next init takes the new backend with -reconfigure instead of failing."""
+    stack_dir = fake_repo.live / STACK
+    run_cli(["output", "-raw", "vpc_id"], stack_dir, fake_repo.env).assert_success()
+    root = fake_repo.live / "tfrun.hcl"
+    root.write_text(root.read_text().replace("  encrypt = true\n", "  use_lockfile = true\n"))
+    run_cli(["output", "-raw", "vpc_id"], stack_dir, fake_repo.env).assert_success()
+    run_cli(["output", "-raw", "vpc_id"], stack_dir, fake_repo.env).assert_success()
+    inits = [args for args in _start_args(fake_repo) if args[0] == "init"]
+    assert len(inits) == 2, _start_args(fake_repo)
+    assert "-reconfigure" not in inits[0]
+    assert "-reconfigure" in inits[1]
+
+
+def test_a_moved_state_stops_the_stack_until_the_person_chooses(fake_repo: FakeRepo) -> None:
+    """The state key's pattern changed after init: tfrun neither copies the state nor
+    silently starts from an empty one; it names both places and the two commands."""
+    stack_dir = fake_repo.live / STACK
+    run_cli(["output", "-raw", "vpc_id"], stack_dir, fake_repo.env).assert_success()
+    root = fake_repo.live / "tfrun.hcl"
+    root.write_text(
+        root.read_text().replace("  encrypt = true\n", '  key = "v2/{env}/{stack}.tfstate"\n')
+    )
+    before = len(fake_repo.records("start"))
+    moved = run_cli(["output", "-raw", "vpc_id"], stack_dir, fake_repo.env)
+    moved.assert_exit(int(ExitCode.STACK_FAILED))
+    assert (
+        "moved from s3://acme-tfstate/staging/eu-west-1/network.tfstate in eu-west-1 to "
+        "s3://acme-tfstate/v2/staging/network.tfstate in eu-west-1" in moved.stderr
+    ), moved.stderr
+    assert "'tfrun init -migrate-state'" in moved.stderr
+    assert len(fake_repo.records("start")) == before, "terraform ran in a moved stack"
+    run_cli(["init", "-migrate-state"], stack_dir, fake_repo.env).assert_success()
+    run_cli(["output", "-raw", "vpc_id"], stack_dir, fake_repo.env).assert_success()
+    assert [args[0] for args in _start_args(fake_repo)][before:] == ["init", "output"]
+    assert "-reconfigure" not in _start_args(fake_repo)[before]

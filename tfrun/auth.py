@@ -11,6 +11,7 @@ with no role keeps today's model: its `profile`, as it is.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -157,10 +158,24 @@ def wanted(stacks: Sequence[Stack]) -> bool:
     return setting if setting is not None else any(uses_roles(stack) for stack in stacks)
 
 
-def _client(identity: Identity, endpoint: str | None, environ: Mapping[str, str]) -> Any:
-    import boto3  # only when identities are checked: it costs a third of a second to import
+_LOADER: list[Any] = []
 
-    session = boto3.session.Session(profile_name=identity.profile)
+
+def _session(profile: str | None) -> Any:
+    """A boto3 session for one source profile. They share one loader: each would otherwise
+    load and parse the same service models again, most of a cold check's time."""
+    import boto3  # only when identities are checked: it costs a third of a second to import
+    import botocore.session
+
+    core = botocore.session.Session(profile=profile)
+    if not _LOADER:
+        _LOADER.append(core.get_component("data_loader"))
+    core.register_component("data_loader", _LOADER[0])
+    return boto3.session.Session(botocore_session=core)
+
+
+def _client(identity: Identity, endpoint: str | None, environ: Mapping[str, str]) -> Any:
+    session = _session(identity.profile)
     sts = session.client("sts", endpoint_url=endpoint)
     if identity.role_arn is None:
         return sts
@@ -171,12 +186,14 @@ def _client(identity: Identity, endpoint: str | None, environ: Mapping[str, str]
     if identity.external_id:
         request["ExternalId"] = identity.external_id
     credentials = sts.assume_role(**request)["Credentials"]
-    return boto3.session.Session(
+    return session.client(
+        "sts",
+        endpoint_url=endpoint,
+        region_name=session.region_name or "us-east-1",
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
-        region_name=session.region_name or "us-east-1",
-    ).client("sts", endpoint_url=endpoint)
+    )
 
 
 def check_one(identity: Identity, endpoint: str | None, environ: Mapping[str, str]) -> Checked:
@@ -184,7 +201,7 @@ def check_one(identity: Identity, endpoint: str | None, environ: Mapping[str, st
     try:
         answer = _client(identity, endpoint, environ).get_caller_identity()
     except Exception as exc:
-        raise AuthError(_explain(identity, exc)) from None
+        raise AuthError(_explain(identity, exc, environ)) from None
     account = str(answer["Account"])
     # A local endpoint's base credentials are in no real account; a role's ARN names one.
     compare = identity.role_arn is not None or endpoint is None
@@ -198,9 +215,20 @@ def check_one(identity: Identity, endpoint: str | None, environ: Mapping[str, st
     return Checked(identity, str(answer["Arn"]), account)
 
 
-def _explain(identity: Identity, exc: Exception) -> str:
+def _explain(identity: Identity, exc: Exception, environ: Mapping[str, str]) -> str:
     name = type(exc).__name__
     where = ", ".join(identity.envs)
+    response = getattr(exc, "response", None)
+    code = response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
+    token_file = environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")
+    web_identity = identity.profile is None and token_file and environ.get("AWS_ROLE_ARN")
+    if web_identity and (isinstance(exc, OSError) or "WebIdentity" in code or "Token" in code):
+        return (
+            f"{where}: the CI job's web identity (AWS_ROLE_ARN {environ['AWS_ROLE_ARN']}, token "
+            f"file {token_file}) gave no credentials ({name}: {exc}). Nothing ran. The job must "
+            "write its OIDC token there (the pipeline 'tfrun ci gitlab' writes does, from "
+            "id_tokens), and that role's trust policy must accept the token (docs/auth.md)."
+        )
     if name in ("SSOTokenLoadError", "UnauthorizedSSOTokenError", "TokenRetrievalError"):
         login = _sso_login(identity.profile)
         return (
@@ -213,8 +241,6 @@ def _explain(identity: Identity, exc: Exception) -> str:
             "Configure the profile in ~/.aws/config (docs/auth.md), or give the CI job "
             "credentials (OIDC web identity)."
         )
-    response = getattr(exc, "response", None)
-    code = response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
     if identity.role_arn and code in ("AccessDenied", "AccessDeniedException"):
         source = f"profile {identity.profile}" if identity.profile else "the ambient credentials"
         return (
@@ -260,6 +286,14 @@ def _load_cache(root: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _ambient_source(environ: Mapping[str, str]) -> str:
+    """What identities without a profile start from, so that exporting other credentials
+    is not answered from the cache (hashed: the cache file need not hold key ids)."""
+    names = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+    source = "\0".join(environ.get(name, "") for name in names)
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
 def preflight(
     root: Path,
     wanted_: Sequence[Identity],
@@ -269,10 +303,12 @@ def preflight(
     use_cache: bool = True,
 ) -> list[Checked]:
     """Check each identity once, concurrently; raise the first failure's AuthError. Recent
-    successes (CACHE_TTL_S) are not asked again."""
+    successes (CACHE_TTL_S) are not asked again, except in CI: a job runs once, from
+    credentials of its own."""
+    use_cache = use_cache and not in_ci(environ)
     cache = _load_cache(root) if use_cache else {}
     now = time.time()
-    scope = endpoint or "aws"
+    scope = f"{endpoint or 'aws'} {_ambient_source(environ)}"
     results: dict[str, Checked] = {}
     todo = []
     for identity in wanted_:

@@ -107,6 +107,9 @@ def backend_block(stack: Stack, endpoint: str | None) -> Block:
     if state.use_lockfile:
         backend.attr("use_lockfile", True)
     backend.attr("encrypt", state.encrypt if state.encrypt is not None else True)
+    if state.kms_key_id and not endpoint:
+        # A local endpoint has none of the account's keys.
+        backend.attr("kms_key_id", state.kms_key_id)
     return Block("terraform").block(backend)
 
 

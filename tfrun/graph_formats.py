@@ -57,7 +57,8 @@ def to_mermaid(graph: Graph, stacks: Sequence[Stack] | None = None) -> str:
 
 def to_json(graph: Graph, stacks: Sequence[Stack] | None = None) -> str:
     """Each stack (path, env, region, stack name, key, direct dependencies) in dependency
-    order, and the remote-state reads that are not edges: external ones and unresolved ones."""
+    order, and the remote-state reads that are not edges: external ones and unresolved ones
+    (`declared` when the stack's own `dependencies` order it)."""
     shown = order(graph) if stacks is None else list(stacks)
     rels = {s.rel for s in shown}
     document = {
@@ -77,9 +78,15 @@ def to_json(graph: Graph, stacks: Sequence[Stack] | None = None) -> str:
             for f in graph.external
             if f.stack in rels
         ],
+        # A declared read is ordered by the stack's `dependencies`; it is listed all the same.
         "unresolved": [
-            {**_finding_json(graph, f), "key": f.read.key, "message": f.message}
-            for f in graph.unresolved
+            {
+                **_finding_json(graph, f),
+                "key": f.read.key,
+                "message": f.message,
+                "declared": f in graph.declared,
+            }
+            for f in (*graph.unresolved, *graph.declared)
             if f.stack in rels
         ],
     }

@@ -68,7 +68,7 @@ class Terraform:
     sandbox: bool = False  # the endpoint is the live root's sandbox
 
     def init_argv(self, *, reconfigure: bool = False) -> list[str]:
-        """`reconfigure`: the person switched the target (`tfrun sandbox up` or `down`)."""
+        """`reconfigure`: the target or the backend's settings changed (`Prepared.reconfigure`)."""
         argv = [self.binary, "init", "-input=false"]
         if self.endpoint or reconfigure:
             # A local endpoint's state is throwaway and its URL changes from one sandbox to
@@ -134,6 +134,16 @@ class Prepared:
     # What the last init ran against when that was another target: the person switched
     # (`tfrun sandbox up` or `down`), and init must take the new backend with -reconfigure.
     switched_from: str | None = None
+    # The backend's settings changed but its state is where it was (a role, use_lockfile, a
+    # KMS key): init takes them with -reconfigure, as there is nothing to move.
+    backend_changed: bool = False
+    # Where the state was at the last init, when config has since moved it: only the person
+    # can say whether to copy it (-migrate-state) or whether it is there already.
+    moved_from: str | None = None
+
+    @property
+    def reconfigure(self) -> bool:
+        return self.switched_from is not None or self.backend_changed
 
     @property
     def switch_notice(self) -> str | None:
@@ -151,6 +161,18 @@ def _fingerprint(stack: Stack, binary: str) -> str:
             digest.update(path.read_bytes())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def state_location(stack: Stack) -> str:
+    state = stack.config.state
+    return f"s3://{state.bucket}/{stack.key} in {state.region}"
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _marker(stack: Stack) -> Path:
@@ -194,12 +216,18 @@ def prepare(
     )
     recorded = _recorded(stack)
     init_needed = recorded.get("fingerprint") != _fingerprint(stack, terraform.binary)
-    switched_from = None
+    switched_from = moved_from = None
+    backend_changed = False
+    location = state_location(stack)
     # A marker of an older tfrun does not say what init ran against; terraform's own error
     # then names -reconfigure.
     if "endpoint" in recorded and recorded["endpoint"] != terraform.endpoint:
         init_needed = True
         switched_from = str(recorded.get("target") or recorded["endpoint"] or "AWS")
+    elif terraform.endpoint is None and recorded.get("state", location) != location:
+        moved_from = str(recorded["state"])
+    elif "backend" in recorded and recorded["backend"] != _digest(stack.path / "backend.tf"):
+        backend_changed = True
     return Prepared(
         stack,
         terraform.binary,
@@ -208,6 +236,8 @@ def prepare(
         endpoint=terraform.endpoint,
         target=terraform.target(stack),
         switched_from=switched_from,
+        backend_changed=backend_changed,
+        moved_from=moved_from,
     )
 
 
@@ -220,5 +250,7 @@ def mark_initialised(prepared: Prepared) -> None:
         "fingerprint": _fingerprint(prepared.stack, prepared.binary),
         "endpoint": prepared.endpoint,
         "target": prepared.target,
+        "state": state_location(prepared.stack),
+        "backend": _digest(prepared.stack.path / "backend.tf"),
     }
     marker.write_text(json.dumps(recorded), encoding="utf-8")

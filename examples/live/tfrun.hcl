@@ -4,7 +4,7 @@ repo = "infra"
 state {
   bucket         = "acme-tfstate"
   region         = "eu-west-1"
-  dynamodb_table = "acme-tfstate-locks"
+  use_lockfile   = true # S3-native locks (terraform 1.10+); no DynamoDB table
   key            = "{env}/{region}/{stack}.tfstate"
   encrypt        = true
 }
@@ -19,7 +19,7 @@ environments {
 
 tags = { Owner = "platform", CostCenter = "1234" }
 
-terraform_version = ">= 1.6"
+terraform_version = ">= 1.10"
 
 providers {
   aws = "~> 5.0"

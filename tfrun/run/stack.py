@@ -231,10 +231,20 @@ class _StackRun:
             # The person switched between the sandbox and AWS; say so once, in the log too.
             self.write_log(f"tfrun: {switched}")
             self.context.notice(switched)
+        choosing = job.command == "init" and tfargs.chooses_backend(job.tf_args)
+        if prepared.moved_from is not None and not choosing:
+            return Result.failed(
+                f"the state of {stack.rel} moved from {prepared.moved_from} to "
+                f"{terraform.state_location(stack)} since its last init; tfrun will not choose "
+                f"for you: run 'tfrun init -migrate-state' in {stack.rel} to copy the state to "
+                "the new place, or 'tfrun init -reconfigure' when it is there already",
+                exit_code=1,
+                log=self.log,
+            )
         if prepared.init_needed and job.command != "init":
             if job.foreground and switched is None:
                 self.context.notice("running terraform init (first run, or the backend changed)")
-            argv = job.terraform.init_argv(reconfigure=switched is not None)
+            argv = job.terraform.init_argv(reconfigure=prepared.reconfigure)
             if not job.color:
                 argv.append("-no-color")
             code = await self.init(argv, terminal=False)
@@ -257,11 +267,7 @@ class _StackRun:
             plan_file=None if plan_file is None else str(plan_file),
         )
         argv = tfargs.command_argv(job.terraform.binary, job.command, job.tf_args, line)
-        if (
-            job.command == "init"
-            and switched is not None
-            and not tfargs.chooses_backend(job.tf_args)
-        ):
+        if job.command == "init" and prepared.reconfigure and not choosing:
             argv.insert(2, "-reconfigure")
         ok = PLAN_OK if job.command == "plan" and line.detailed_exitcode else OK
         if job.command == "init":
