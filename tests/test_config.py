@@ -229,6 +229,22 @@ def test_remote_state_names_that_are_terraform_names(tmp_path: Path, name: str) 
     assert repo.stack(tmp_path / "live/prod-eu-west-1/a").config.remote_state == {name: "../b"}
 
 
+def test_mock_outputs_are_read_per_read_and_output(tmp_path: Path) -> None:
+    stack_hcl = 'mock_outputs = { network = { vpc_id = "vpc-0", azs = ["a", "b"], n = 3 } }\n'
+    repo = repo_with(
+        tmp_path, {"prod-eu-west-1/a/main.tf": "", "prod-eu-west-1/a/stack.hcl": stack_hcl}
+    )
+    config = repo.stack(tmp_path / "live/prod-eu-west-1/a").config
+    assert config.mock_outputs == {"network": {"vpc_id": "vpc-0", "azs": ["a", "b"], "n": 3}}
+
+
+def test_mock_outputs_are_a_stacks_own_and_keyed_by_a_terraform_name(tmp_path: Path) -> None:
+    message = _error(tmp_path, {"prod-eu-west-1/a/stack.hcl": 'mock_outputs = { "a.b" = {} }\n'})
+    assert "'mock_outputs'" in message and 'the name "a.b" cannot name a data source' in message
+    shared = _error(tmp_path, {"prod-eu-west-1/env.hcl": "mock_outputs = { a = { b = 1 } }\n"})
+    assert "mock_outputs" in shared
+
+
 # ---------------------------------------------------------------------------- state keys
 
 ALLOWED_FIELDS = "{account_id}, {env}, {region}, {repo}, {stack}"

@@ -35,7 +35,7 @@ from tfrun.report import (
     exit_code,
 )
 from tfrun.retry import RetryPolicy, transient_cause
-from tfrun.run import engine, locks
+from tfrun.run import engine, locks, logs
 from tfrun.run.engine import RunOptions
 from tfrun.run.scheduler import TaskContext, reversed_edges, schedule
 
@@ -214,6 +214,10 @@ def report_of(*results: Result, interrupted: bool = False) -> RunReport:
         ([Result.failed("x"), Result.refused("prod")], False, False, ExitCode.STACK_FAILED),
         ([Result.interrupted("stop"), Result.failed("x")], True, False, ExitCode.INTERRUPTED),
         ([Result.succeeded(has_changes=True)], True, True, ExitCode.INTERRUPTED),
+        # A stack waiting for its upstream's apply is no failure, and has changes to come.
+        ([Result.succeeded(), Result.waiting("for up")], False, False, ExitCode.OK),
+        ([Result.succeeded(), Result.waiting("for up")], False, True, ExitCode.CHANGES_PRESENT),
+        ([Result.waiting("for up"), Result.failed("x")], False, True, ExitCode.STACK_FAILED),
     ],
 )
 def test_exit_code_is_a_reduction_over_results(
@@ -237,6 +241,24 @@ def test_plan_counts_are_counted_as_terraform_counts_them() -> None:
     }
     assert Changes.from_plan(plan) == (Changes(add=2, change=1, destroy=1), ("vpc_id",))
     assert Changes.from_plan({}) == (Changes(), ())
+
+
+def test_an_apply_counts_what_terraform_said_it_did() -> None:
+    assert logs.applied("x\nApply complete! Resources: 2 added, 1 changed, 0 destroyed.\n") == (
+        2,
+        1,
+        0,
+    )
+    imported = "Apply complete! Resources: 1 imported, 0 added, 0 changed, 3 destroyed."
+    assert logs.applied(imported) == (0, 0, 3)
+    assert logs.applied("\x1b[1mDestroy complete! Resources: 4 destroyed.\x1b[0m") == (0, 0, 4)
+    assert logs.applied("Error: nothing applied") is None
+
+
+def test_dependents_of_a_waiting_stack_wait_too() -> None:
+    waiting = Result.waiting("waiting for a to be applied")
+    assert Result.skipped_after("b", waiting, via="c").status is Status.WAITING
+    assert Result.skipped_after("b", Result.failed("x")).status is Status.SKIPPED
 
 
 def test_transient_errors_are_told_from_permanent_ones() -> None:

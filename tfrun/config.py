@@ -190,15 +190,18 @@ class FileConfig(_Model):
     owner: str | None = None
     dependencies: list[str] | None = None
     remote_state: dict[str, str] | None = None
+    # Values a provisional plan reads where an upstream's planned output is unknown until
+    # apply: {read name: {output: value}} (docs/new-environment.md).
+    mock_outputs: dict[str, dict[str, Any]] | None = None
     consumers: list[str] | None = None
     env: str | None = None
     region: str | None = None
     profile: str | None = None
     key: KeyTemplate = None
 
-    @field_validator("remote_state")
+    @field_validator("remote_state", "mock_outputs")
     @classmethod
-    def _remote_state_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+    def _remote_state_names(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         # Each name becomes `data "terraform_remote_state" "<name>"`, read in the stack's own
         # code as data.terraform_remote_state.<name>: it must be a Terraform name.
         for name in value or {}:
@@ -225,7 +228,7 @@ class FileConfig(_Model):
 
 
 # Keys that describe one stack and make no sense in a file shared by many.
-_STACK_ONLY = ("dependencies", "remote_state", "key")
+_STACK_ONLY = ("dependencies", "remote_state", "mock_outputs", "key")
 # Keys that describe the whole repository and belong only in the root file.
 _ROOT_ONLY = ("repo", "state", "environments", "endpoint", "retry", "keep_runs", "auth", "graph")
 
@@ -249,6 +252,7 @@ class Config(_Model):
     owner: str | None
     dependencies: list[str]
     remote_state: dict[str, str]
+    mock_outputs: dict[str, dict[str, Any]]
     consumers: list[str]
     env: str | None
     region: str | None
@@ -454,6 +458,7 @@ def build(files: Iterable[tuple[Path, dict[str, Any]]], root_file: Path) -> Conf
         "owner": None,
         "dependencies": [],
         "remote_state": {},
+        "mock_outputs": {},
         "consumers": [],
         "env": None,
         "region": None,

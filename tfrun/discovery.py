@@ -29,7 +29,14 @@ REGION = re.compile(r"(?P<env>.+?)-(?P<region>[a-z]{2}(?:-gov)?-[a-z]+-\d)")
 GLOBAL_REGION = "global"
 # Files tfrun writes; they do not make a directory a stack.
 GENERATED_NAMES = frozenset(
-    {"backend.tf", "provider.tf", "versions.tf", "remote_state.tf", "tfrun_override.tf"}
+    {
+        "backend.tf",
+        "provider.tf",
+        "versions.tf",
+        "remote_state.tf",
+        "tfrun_override.tf",
+        "tfrun_provisional_override.tf",  # planned.OVERRIDE_FILE, for one plan's time
+    }
 )
 _SKIP_DIRS = frozenset({"modules", "node_modules"})
 # Stacks sit one or two levels below the environment folder (`network`, `platform/eks`).

@@ -25,6 +25,9 @@ class Status(StrEnum):
     SKIPPED = "skipped"
     INTERRUPTED = "interrupted"
     REFUSED = "refused"
+    # A provisional plan that the upstream's planned outputs could not carry: it can be
+    # planned once the upstream is applied. Not a failure.
+    WAITING = "waiting"
 
 
 @dataclass(frozen=True)
@@ -69,11 +72,14 @@ class Result:
     reason: str = ""
     exit_code: int | None = None  # of the stack's main terraform command, if it ran
     duration_s: float = 0.0
-    changes: Changes | None = None  # plan only
+    changes: Changes | None = None  # a plan's, or an apply's or destroy's as terraform counted
     has_changes: bool = False  # the plan would change something (resources or outputs)
     output_changes: tuple[str, ...] = ()  # outputs the plan would change
-    # Upstream stacks in this run whose pending output changes this plan has not seen yet.
+    # Upstream stacks in this run whose pending output changes this plan has not seen yet,
+    # or saw only as planned (not applied) outputs.
     provisional: tuple[str, ...] = ()
+    # What the plan read of each upstream it read as planned: "network (planned vpc_id; ...)".
+    planned_outputs: tuple[str, ...] = ()
     attempts: int = 0
     log: Path | None = None
     plan_file: Path | None = None
@@ -99,6 +105,10 @@ class Result:
         return cls(Status.REFUSED, reason, **details)
 
     @classmethod
+    def waiting(cls, reason: str, **details: Any) -> Result:
+        return cls(Status.WAITING, reason, **details)
+
+    @classmethod
     def skipped(cls, reason: str) -> Result:
         return cls(Status.SKIPPED, reason)
 
@@ -106,6 +116,9 @@ class Result:
     def skipped_after(cls, dependency: str, result: Result, via: str | None = None) -> Result:
         """A dependent of a stack that did not succeed; names the stack where it went wrong."""
         through = f" (through {via})" if via and via != dependency else ""
+        if result.status is Status.WAITING:
+            # Its upstream cannot be planned before an apply; nor can it.
+            return cls(Status.WAITING, f"{result.reason} (through {via or dependency})")
         return cls(Status.SKIPPED, f"dependency {dependency} {result.status}{through}")
 
     def timed(self, duration_s: float) -> Result:
@@ -129,6 +142,7 @@ class Result:
             "output_changes": list(self.output_changes),
             "provisional": bool(self.provisional),
             "provisional_because": list(self.provisional),
+            "planned_outputs": list(self.planned_outputs),
             "attempts": self.attempts,
             "plan_file": None if self.plan_file is None else str(self.plan_file),
         }
@@ -179,7 +193,11 @@ def exit_code(report: RunReport, *, detailed_exitcode: bool = False) -> ExitCode
         # Skips follow a failure or refusal, which would have returned above; a skip alone
         # means the run did not do all it was asked to.
         return ExitCode.STACK_FAILED
-    if detailed_exitcode and any(result.has_changes for result in report.results.values()):
+    # A waiting stack has changes to make, once its upstream is applied.
+    pending = Status.WAITING in statuses
+    if detailed_exitcode and (
+        pending or any(result.has_changes for result in report.results.values())
+    ):
         return ExitCode.CHANGES_PRESENT
     return ExitCode.OK
 

@@ -1,12 +1,17 @@
-"""The one place that prints, and the only module that imports rich."""
+"""The one place that prints, and the only module that imports rich.
+
+Long on purpose: every way tfrun shows something (messages, tables, the run's board, its
+follower without a terminal, the summary, the outputs) lives here so that nothing else prints.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -79,6 +84,7 @@ _STATUS_STYLE = {
     Status.SKIPPED: "yellow",
     Status.INTERRUPTED: "magenta",
     Status.REFUSED: "bold red",
+    Status.WAITING: "yellow",
 }
 # Rows the board keeps for its title, header and the line that counts the rows left out.
 _BOARD_CHROME = 6
@@ -109,7 +115,11 @@ def _changes(result: Result | None, *, provisional: bool = True) -> Text:
 
 def _note(result: Result) -> str:
     notes = [result.reason] if result.reason else []
-    if result.provisional:
+    if result.planned_outputs:
+        notes.append(
+            "provisional, read the planned outputs of " + ", ".join(result.planned_outputs)
+        )
+    elif result.provisional:
         notes.append(
             "provisional: "
             + ", ".join(result.provisional)
@@ -144,7 +154,8 @@ class ForegroundDisplay:
 
 
 class RunDisplay:
-    """The sink of a run's events, and the summary at its end."""
+    """The sink of a run's events, and the summary at its end. The logs of an `output` run
+    go to stderr: its stdout is the outputs alone (`print_outputs`)."""
 
     def __init__(
         self,
@@ -159,6 +170,8 @@ class RunDisplay:
         self.live = live
         self.run_dir = run_dir
         self.heartbeat_s = heartbeat_s
+        # Where the logs go: stdout, except in an `output` run, whose stdout is the outputs.
+        self.console = stderr if command == "output" else stdout
         # The board renders from rich's refresh thread, and the log follower from its own,
         # while events arrive on the event loop.
         self._lock = threading.Lock()
@@ -223,17 +236,18 @@ class RunDisplay:
         if result.changes is not None:
             header.append(" · ")
             header.append_text(_changes(result))
-        stdout.print(header)
+        console = self.console
+        console.print(header)
         content = ""
         if result.log is not None:
             with suppress(OSError), result.log.open("rb") as log:
                 log.seek(shown)
                 content = log.read().decode("utf-8", "replace")
         if content:
-            sys.stdout.write(content if content.endswith("\n") else content + "\n")
+            console.file.write(content if content.endswith("\n") else content + "\n")
         elif result.reason:  # skipped or refused before a log was started
-            stdout.print(Text(f"{result.status}: {result.reason}", _STATUS_STYLE[result.status]))
-        sys.stdout.flush()
+            console.print(Text(f"{result.status}: {result.reason}", _STATUS_STYLE[result.status]))
+        console.file.flush()
 
     def __rich__(self) -> Table:
         with self._lock:
@@ -333,8 +347,8 @@ class _Follower:
     def started(self, node: str) -> None:
         with self._print:
             self._told[node] = time.monotonic()
-            stdout.print(Text.assemble(("── ", "dim"), (node, "bold"), " · started"))
-            sys.stdout.flush()
+            self.display.console.print(Text.assemble(("── ", "dim"), (node, "bold"), " · started"))
+            self.display.console.file.flush()
 
     def finished(self, node: str, result: Result) -> None:
         with self._print:
@@ -363,8 +377,8 @@ class _Follower:
             whole = data[: data.rfind(b"\n") + 1]  # complete lines only
             if whole:
                 for line in whole.decode("utf-8", "replace").splitlines():
-                    sys.stdout.write(f"{node} │ {line}\n")
-                sys.stdout.flush()
+                    self.display.console.file.write(f"{node} │ {line}\n")
+                self.display.console.file.flush()
                 self._shown[node] = self._shown.get(node, 0) + len(whole)
                 self._told[node] = time.monotonic()
 
@@ -381,8 +395,8 @@ class _Follower:
             last = _last_line(self._log(node))
             if last:
                 line.append(f" · last: {last}", "dim")
-            stdout.print(line)
-        sys.stdout.flush()
+            self.display.console.print(line)
+        self.display.console.file.flush()
 
 
 def _last_line(log: Path, tail: int = 4096) -> str:
@@ -394,3 +408,18 @@ def _last_line(log: Path, tail: int = 4096) -> str:
     except OSError:
         return ""
     return lines[-1].strip()[:200] if lines else ""
+
+
+def print_outputs(outputs: Mapping[str, str | None], *, as_json: bool) -> None:
+    """The outputs of many stacks, in the order given: with `as_json`, one JSON object
+    {stack: its `output -json`, or null without a state}; else each stack's block."""
+    if as_json:
+        document = {
+            rel: None if text is None else json.loads(text) for rel, text in outputs.items()
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        for rel, text in outputs.items():
+            shown = "(no state)\n" if text is None else text
+            sys.stdout.write(f"# {rel}\n{shown}")
+    sys.stdout.flush()

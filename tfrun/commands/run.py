@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfrun import auth, generate, process, recreate, safety, scope, tfargs, ui
+from tfrun import auth, generate, planned, process, recreate, safety, scope, tfargs, ui
 from tfrun import graph as graphs
 from tfrun.commands.run_args import RunArgs
 from tfrun.discovery import Stack, is_stack_dir
 from tfrun.errors import ConfigError, RefusedError, UsageError
+from tfrun.report import RunReport
 from tfrun.run import engine
+from tfrun.run.stack import OUTPUT_SUFFIX
 from tfrun.terraform import Terraform, render, resolve
 from tfrun.workspace import Workspace
 
@@ -127,6 +129,22 @@ def approve(selection: Selection, args: RunArgs, confirmations: list[safety.Conf
     return True
 
 
+def refuse_provisional_plans(stacks: list[Stack], operation: tfargs.Operation) -> None:
+    """A provisional plan read planned, not applied, outputs of another stack: applying it
+    would build on values that do not exist."""
+    if operation.plan_file is None:
+        return
+    for stack in stacks:
+        path = stack.path / operation.plan_file
+        if planned.is_provisional_plan(path):
+            raise RefusedError(
+                f"{stack.rel}: the saved plan {path} is provisional: it read the planned "
+                "outputs of a stack that was not applied yet, and cannot be applied. Apply "
+                "that stack first, then plan this one again (or run 'tfrun run-all apply', "
+                "which plans each stack again after what it reads is applied). Nothing ran."
+            )
+
+
 def check_report_path(path: Path) -> None:
     """--json is written after every stack ran (applies included): a path it cannot be
     written to is found before anything runs. Missing folders are made when it is written."""
@@ -158,6 +176,7 @@ def run(args: RunArgs) -> int:
     warnings = list(selection.warnings) + workspace.repo.warnings
     if operation.destroys_stack:
         warnings += scope.destroy_consumers(workspace.graph, stacks, os.environ)
+    refuse_provisional_plans(stacks, operation)
     plans = SavedPlans(toolchain)
     # Renames first: on a laptop the safety rules would refuse the same plan as destructive,
     # and only this refusal says how to fix it (a moved block).
@@ -209,4 +228,18 @@ def run(args: RunArgs) -> int:
     )
     generate.ensure_gitignore(workspace.root)
     report = engine.run(stacks, selection.waits, args.command, args.tf_args, options)
+    if args.command == "output" and not foreground and report.run_dir is not None:
+        print_outputs(report, stacks, as_json=tfargs.has_flag(args.tf_args, "json"))
     return engine.exit_code(report, options)
+
+
+def print_outputs(report: RunReport, stacks: list[Stack], *, as_json: bool) -> None:
+    """The outputs of every stack that answered, together, in dependency order."""
+    assert report.run_dir is not None
+    outputs: dict[str, str | None] = {}
+    for stack in stacks:
+        if not report.results[stack.rel].ok:
+            continue
+        kept = report.run_dir / f"{stack.rel}{OUTPUT_SUFFIX}"
+        outputs[stack.rel] = kept.read_text(encoding="utf-8") if kept.exists() else None
+    ui.print_outputs(outputs, as_json=as_json)

@@ -12,6 +12,9 @@ from pathlib import Path
 _TAIL_BYTES = 64 * 1024
 _ERROR_LINE = re.compile(r"^[│╷╵|\s]*Error: (.+)$", re.M)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# terraform's own summary of an apply or a destroy (`Resources: 1 imported, 2 added, ...`).
+_APPLIED = re.compile(r"(?:Apply|Destroy) complete! Resources: ([^\n.]*)\.")
+_COUNT = re.compile(r"(\d+) (added|changed|destroyed)")
 _VALUE_FLAG = re.compile(r"--?(?P<name>var|backend-config)(?:=(?P<value>.*))?", re.DOTALL)
 
 
@@ -48,3 +51,12 @@ def tail(log: Path, offset: int) -> str:
 def first_error(text: str) -> str | None:
     match = _ERROR_LINE.search(_ANSI.sub("", text))
     return match.group(1).strip() if match else None
+
+
+def applied(text: str) -> tuple[int, int, int] | None:
+    """(added, changed, destroyed) from the last summary line of an apply or a destroy."""
+    found = _APPLIED.findall(_ANSI.sub("", text))
+    if not found:
+        return None
+    counts = {word: int(number) for number, word in _COUNT.findall(found[-1])}
+    return counts.get("added", 0), counts.get("changed", 0), counts.get("destroyed", 0)

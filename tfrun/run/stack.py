@@ -9,6 +9,10 @@ line before each command and a `# exit` line after it, so the log reads alone. I
 foreground (one stack a person named) terraform keeps the terminal for its command: it may
 prompt, it colours its output, and Ctrl-C reaches it directly; init's output is shown on
 stderr and kept in the log.
+
+Long on purpose: this is the one path every terraform command takes in a stack, read top to
+bottom in the order it runs; the parts that need no process are elsewhere (run/provisional.py,
+run/logs.py, run/locks.py, terraform.py).
 """
 
 from __future__ import annotations
@@ -27,14 +31,14 @@ from typing import Any
 
 import anyio
 
-from tfrun import durations, process, recreate, retry, terraform, tfargs
+from tfrun import durations, planned, process, recreate, retry, terraform, tfargs
 from tfrun.discovery import Repository, Stack
 from tfrun.errors import RefusedError, TfrunError
 from tfrun.files import PRIVATE_FILE_MODE, make_private_dir, open_private
 from tfrun.generate import GeneratedFile
 from tfrun.process import Launch, ProcessGroups
 from tfrun.report import Changes, Result
-from tfrun.run import logs
+from tfrun.run import logs, provisional
 from tfrun.run.locks import (
     LockTimeout,
     PluginCacheLock,
@@ -45,6 +49,8 @@ from tfrun.run.locks import (
 )
 from tfrun.run.scheduler import Stopped, TaskContext
 
+# Where a background `output` keeps terraform's stdout; absent when the stack has no state.
+OUTPUT_SUFFIX = ".output"
 PLAN_OK = frozenset({0, 2})  # with -detailed-exitcode: 2 is "succeeded, with changes"
 OK = frozenset({0})
 
@@ -101,6 +107,16 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+def _has_state(pulled: Path) -> bool:
+    """Whether `state pull` found a state: with none, a local backend prints nothing and the
+    S3 backend an empty state of serial 0 with no lineage (every written state has one)."""
+    try:
+        state = json.loads(pulled.read_bytes() or b"null")
+    except ValueError:
+        return True  # not ours to judge: terraform's answer stands
+    return isinstance(state, dict) and bool(state.get("lineage"))
+
+
 class _StackRun:
     def __init__(self, stack: Stack, context: TaskContext, job: Job) -> None:
         self.stack = stack
@@ -113,6 +129,8 @@ class _StackRun:
         self.error: str | None = None  # the first "Error:" line of the last failed command
         self.note = ""  # for the summary: resources the plan recreates that look renamed
         self.lock_fd: int | None = None  # the stack lock, which each terraform inherits
+        # Upstreams this plan reads as planned, not applied: {rel: what it read of each}.
+        self.planned: dict[str, str] = {}
 
     def write_log(self, line: str) -> None:
         with os.fdopen(open_private(self.log), "a", encoding="utf-8") as handle:
@@ -273,17 +291,59 @@ class _StackRun:
         if job.command == "init":
             upgrade = tfargs.has_flag(job.tf_args, "upgrade")
             code = await self.init(argv, upgrade=upgrade, terminal=job.foreground)
+        elif plan_file is not None and not job.destroy_plan:
+            code = await self.plan_through_planned_outputs(argv, ok)
+        elif job.command == "output" and not job.foreground:
+            code = await self.output(argv)
         else:
             code = await self.terraform(job.command, argv, ok, terminal=job.foreground)
+        if code not in ok and self.planned:
+            waited = ", ".join(self.planned)
+            return Result.waiting(
+                f"waiting for {waited} to be applied: the plan read its planned outputs and "
+                f"failed ({self.error or f'exit {code}'})",
+                provisional=tuple(self.planned),
+                planned_outputs=tuple(self.planned.values()),
+                exit_code=code,
+                attempts=self.attempts,
+                log=self.log,
+            )
         if code not in ok:
             return self.failed(job.command, code)
         if job.command == "init":
             terraform.mark_initialised(prepared)
         if plan_file is None:
             return Result.succeeded(
-                exit_code=code, has_changes=code == 2, attempts=self.attempts, log=self.log
+                exit_code=code,
+                has_changes=code == 2,
+                changes=self.applied(),
+                attempts=self.attempts,
+                log=self.log,
             )
         return await self.plan_result(code, plan_file)
+
+    async def output(self, argv: Sequence[str]) -> int:
+        """`output` over many stacks: each one's stdout kept apart (OUTPUT_SUFFIX) for the
+        run to print together; a stack with no state yet has none (`null`), not `{}`."""
+        kept = self.job.file(self.stack, OUTPUT_SUFFIX)
+        code = await self.terraform("output", argv, OK, stdout=kept)
+        if code != 0 or kept.read_text(encoding="utf-8").strip() != "{}":
+            return code
+        pulled = self.job.file(self.stack, ".state")
+        pull = [self.job.terraform.binary, "state", "pull"]
+        if await self.terraform("state pull", pull, OK, stdout=pulled) == 0:
+            if not _has_state(pulled):
+                kept.unlink()
+                self.context.notice("no state yet: its outputs are null")
+            pulled.unlink()
+        return code
+
+    def applied(self) -> Changes | None:
+        """An apply's or a destroy's counts, as terraform summed them up at its end."""
+        if self.job.foreground or self.job.command not in ("apply", "destroy"):
+            return None
+        counts = logs.applied(logs.tail(self.log, 0))
+        return None if counts is None else Changes(*counts)
 
     async def plan_result(self, code: int, plan_file: Path) -> Result:
         attempts = self.attempts
@@ -298,8 +358,13 @@ class _StackRun:
             dependency
             for dependency in self.context.dependencies
             if not self.job.destroy_plan
-            and (before := self.context.results.get(dependency)) is not None
-            and (before.output_changes or before.provisional)
+            and (
+                dependency in self.planned
+                or (
+                    (before := self.context.results.get(dependency)) is not None
+                    and (before.output_changes or before.provisional)
+                )
+            )
         )
         return Result.succeeded(
             reason=self.note,
@@ -308,10 +373,27 @@ class _StackRun:
             has_changes=code == 2,
             output_changes=outputs,
             provisional=upstream,
+            planned_outputs=tuple(self.planned.values()),
             attempts=attempts,
             log=self.log,
             plan_file=plan_file,
         )
+
+    async def plan_through_planned_outputs(self, argv: Sequence[str], ok: frozenset[int]) -> int:
+        """The plan, with this stack's reads of upstreams that are planned but not applied
+        pointed at their planned outputs (planned.py) for this plan only."""
+        reads, self.planned = provisional.planned_reads(
+            self.job.repo, self.stack, self.context, self.job.file
+        )
+        if not reads:
+            return await self.terraform("plan", argv, ok)
+        listing = "; ".join(self.planned.values())
+        self.write_log(f"tfrun: provisional plan: reads the planned outputs of {listing}")
+        planned.write_override(self.stack.path, reads)
+        try:
+            return await self.terraform("plan", argv, ok)
+        finally:
+            planned.remove_override(self.stack.path)
 
     async def read_plan(self, plan_file: Path) -> tuple[Changes, tuple[str, ...]]:
         if self.context.stop.requested:

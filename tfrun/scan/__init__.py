@@ -35,7 +35,7 @@ from tfrun.scan.links import CACHE_FILE, CACHE_VERSION, LINKS
 from tfrun.scan.reader import ScanStats
 from tfrun.scan.reader import extract as _extract
 from tfrun.scan.reads import ModuleCall, ParameterWrite, RemoteStateRead, StackFacts
-from tfrun.scan.scanner import Scanner, own_remote_state_reads, scan, ssm_edges
+from tfrun.scan.scanner import Scanner, own_reads, own_remote_state_reads, scan, ssm_edges
 from tfrun.scan.settings import BackendBlock, FileSettings, TerraformBlock, file_settings
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "TerraformBlock",
     "extract",
     "file_settings",
+    "own_reads",
     "own_remote_state_reads",
     "scan",
     "ssm_edges",

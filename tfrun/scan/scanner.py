@@ -54,6 +54,16 @@ _shared: dict[Path, Scanner] = {}
 _shared_lock = threading.Lock()
 
 
+def own_reads(root: Path, stack_dir: Path) -> list[RemoteStateRead]:
+    """Every read written in the stack's own files (not in the modules it uses), one per
+    instance; the scanner is shared per live root (see own_remote_state_reads)."""
+    with _shared_lock:
+        scanner = _shared.get(root)
+        if scanner is None:
+            scanner = _shared[root] = Scanner(root)
+        return list(scanner.own_reads(stack_dir))
+
+
 def own_remote_state_reads(root: Path, stack_dir: Path) -> list[RemoteStateRead]:
     """The S3 remote-state reads written in the stack's own files, not in the modules it uses,
     whose whole `config` evaluates (so that an override file can copy it), one per block.
@@ -61,11 +71,7 @@ def own_remote_state_reads(root: Path, stack_dir: Path) -> list[RemoteStateRead]
     Asked once per stack before each terraform run, so one scanner per live root serves every
     call: its cache is loaded once, and its stat records keep its answers current.
     """
-    with _shared_lock:
-        scanner = _shared.get(root)
-        if scanner is None:
-            scanner = _shared[root] = Scanner(root)
-        reads = scanner.own_reads(stack_dir)
+    reads = own_reads(root, stack_dir)
     # An override replaces the block's config for all its instances: only when they agree.
     blocks: dict[tuple[Path, int], list[RemoteStateRead]] = {}
     for read in reads:

@@ -1,0 +1,159 @@
+"""With real terraform on the sandbox: a new environment's `run-all plan` plans every stack in
+one run, the readers of unapplied stacks against their planned outputs (provisional), and the
+ones that a placeholder cannot carry as waiting; `mock_outputs` stand in; a provisional plan is
+never applied, and nothing of it is left in the stacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import LiveRepo, StateBackend, run_cli
+
+from tfrun import planned
+from tfrun.errors import ExitCode
+
+pytestmark = pytest.mark.slow
+
+E = "staging-eu-west-1"
+
+
+def files(state_backend: StateBackend) -> dict[str, str]:
+    up = {"bucket": state_backend.bucket, "region": state_backend.region}
+    return {
+        "live/tfrun.hcl": state_backend.root_hcl(),
+        f"live/{E}/up/main.tf": """
+            resource "terraform_data" "a" { input = "x" }
+            output "id" { value = terraform_data.a.id }
+            output "name" { value = "net" }
+            output "size" { value = length(terraform_data.a.id) }
+        """,
+        # A generated read (remote_state in stack.hcl).
+        f"live/{E}/generated/stack.hcl": 'remote_state = { up = "../up" }\n',
+        f"live/{E}/generated/main.tf": """
+            resource "terraform_data" "m" { input = data.terraform_remote_state.up.outputs.id }
+            output "seen" { value = data.terraform_remote_state.up.outputs.name }
+        """,
+        # A hand-written read of the same state.
+        f"live/{E}/hand/main.tf": f"""
+            data "terraform_remote_state" "net" {{
+              backend = "s3"
+              config = {{
+                bucket = "{up["bucket"]}"
+                key    = "staging/eu-west-1/up.tfstate"
+                region = "{up["region"]}"
+              }}
+            }}
+            resource "terraform_data" "h" {{
+              input = data.terraform_remote_state.net.outputs.id
+            }}
+        """,
+        # A number unknown until apply: its placeholder is a string, so this plan must wait.
+        f"live/{E}/numeric/stack.hcl": 'remote_state = { up = "../up" }\n',
+        f"live/{E}/numeric/main.tf": """
+            resource "terraform_data" "n" {
+              input = tonumber(data.terraform_remote_state.up.outputs.size) + 1
+            }
+            output "n" { value = terraform_data.n.output }
+        """,
+        f"live/{E}/after/stack.hcl": 'remote_state = { numeric = "../numeric" }\n',
+        f"live/{E}/after/main.tf": (
+            'output "n" { value = data.terraform_remote_state.numeric.outputs.n }\n'
+        ),
+        # The same read, with a mock for what the plan cannot know.
+        f"live/{E}/mocked/stack.hcl": (
+            'remote_state = { up = "../up" }\nmock_outputs = { up = { size = 3 } }\n'
+        ),
+        f"live/{E}/mocked/main.tf": """
+            resource "terraform_data" "n" {
+              input = tonumber(data.terraform_remote_state.up.outputs.size) + 1
+            }
+        """,
+    }
+
+
+def by_path(report: Path) -> dict[str, Any]:
+    document = json.loads(report.read_text())
+    return {s["path"].removeprefix(f"{E}/"): s for s in document["stacks"]}
+
+
+def test_a_new_environment_plans_through_its_unapplied_stacks(
+    make_repo: Callable[..., LiveRepo],
+    state_backend: StateBackend,
+    tf_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(files(state_backend), git=True)
+    report = tmp_path / "plan.json"
+    plan = run_cli(["run-all", "plan", "--json", str(report), "-no-color"], repo.live, tf_env)
+    plan.assert_success()  # waiting is not a failure
+    stacks = by_path(report)
+    assert {name: s["status"] for name, s in stacks.items()} == {
+        "up": "succeeded",
+        "generated": "succeeded",
+        "hand": "succeeded",
+        "numeric": "waiting",
+        "after": "waiting",
+        "mocked": "succeeded",
+    }
+    assert not stacks["up"]["provisional"]
+    for name in ("generated", "hand", "mocked"):
+        assert stacks[name]["provisional"] and stacks[name]["provisional_because"] == [f"{E}/up"]
+    assert stacks["generated"]["planned_outputs"] == [
+        f"{E}/up: up (planned name; placeholder id, size)"
+    ]
+    assert stacks["hand"]["planned_outputs"] == [
+        f"{E}/up: net (planned name; placeholder id, size)"
+    ]
+    assert stacks["mocked"]["planned_outputs"] == [
+        f"{E}/up: up (planned name; placeholder id; mocked size)"
+    ]
+    assert stacks["generated"]["changes"] == {"add": 1, "change": 0, "destroy": 0}
+    assert stacks["numeric"]["reason"].startswith(f"waiting for {E}/up to be applied")
+    assert f"(through {E}/numeric)" in stacks["after"]["reason"]
+    assert "provisional, read the planned outputs of" in plan.stderr
+
+    # Nothing of the provisional plans is left in the stacks.
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored"], cwd=repo.top, capture_output=True, text=True
+    ).stdout
+    assert planned.OVERRIDE_FILE not in status
+    assert not list(repo.live.rglob(planned.OVERRIDE_FILE))
+
+    # A provisional saved plan is refused by apply; a plan of a stack that reads applied state
+    # is not provisional.
+    saved = Path(stacks["generated"]["plan_file"])
+    (repo.live / E / "generated" / "p.tfplan").write_bytes(saved.read_bytes())
+    refused = run_cli(["apply", f"{E}/generated", "p.tfplan"], repo.live, tf_env)
+    refused.assert_exit(int(ExitCode.REFUSED))
+    assert "is provisional" in refused.stderr and "Nothing ran" in refused.stderr
+
+    # Outputs across stacks: one JSON object on stdout; nothing applied yet, so all null.
+    before = run_cli(["run-all", "output", "-json"], repo.live, tf_env).assert_success()
+    assert json.loads(before.stdout) == {f"{E}/{name}": None for name in stacks}
+    assert "no state yet: its outputs are null" in before.stderr
+
+    # Once applied (apply always reads real state), nothing is left to plan.
+    applied = tmp_path / "apply.json"
+    apply = ["run-all", "apply", "--yes", "-no-color", "--json", str(applied)]
+    run_cli(apply, repo.live, tf_env).assert_success()
+    # The apply says what it did, from terraform's own summary line.
+    assert by_path(applied)["up"]["changes"] == {"add": 1, "change": 0, "destroy": 0}
+    assert by_path(applied)["after"]["changes"] == {"add": 0, "change": 0, "destroy": 0}
+    again = run_cli(
+        ["run-all", "plan", "-detailed-exitcode", "--json", str(report)], repo.live, tf_env
+    )
+    again.assert_success()
+    assert not any(s["provisional"] for s in by_path(report).values())
+    outputs = run_cli(["run-all", "output", "-json"], repo.live, tf_env).assert_success()
+    document = json.loads(outputs.stdout)
+    assert next(iter(document)) == f"{E}/up"  # dependency order
+    assert document[f"{E}/up"]["name"]["value"] == "net"
+    assert document[f"{E}/generated"]["seen"]["value"] == "net"
+    assert document[f"{E}/mocked"] == {}  # applied, and it has no outputs
+    plain = run_cli(["run-all", "output"], repo.live, tf_env).assert_success()
+    assert f"# {E}/up\n" in plain.stdout and 'name = "net"' in plain.stdout
