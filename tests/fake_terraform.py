@@ -8,6 +8,7 @@ Per-stack behaviour, from `fake.json` in the working directory (all optional):
               "fail_first": 2,            the first N runs of this command fail...
               "message": "Rate exceeded"},  ...printing this (default: a permanent error)
      "changes": {"add": 1, "change": 0, "destroy": 0, "outputs": ["vpc_id"]},
+     "changes_again": {"add": 2},         the changes of every plan after the first
      "on_sigint": "exit" | "ignore",      default exit, after "sigint_delay" seconds
      "on_sigterm": "exit" | "ignore",     default exit
      "die_by": "SIGSEGV"}                 after the sleep, die by this signal (a crash)
@@ -24,6 +25,7 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +86,14 @@ def _plan_json(changes: dict[str, Any]) -> dict[str, Any]:
     resources.append({"address": "data.x.y", "change": {"actions": ["read"]}})
     outputs = {name: {"actions": ["update"]} for name in changes.get("outputs", [])}
     outputs["unchanged"] = {"actions": ["no-op"]}
-    return {"format_version": "1.2", "resource_changes": resources, "output_changes": outputs}
+    # A stack that has been applied before: its state has a resource.
+    prior = {"values": {"root_module": {"resources": [{"address": "terraform_data.old"}]}}}
+    return {
+        "format_version": "1.2",
+        "resource_changes": resources,
+        "output_changes": outputs,
+        "prior_state": prior,
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -140,14 +149,23 @@ def _outcome(
             return 1
     changes = config.get("changes", {})
     if command == "plan":
+        counter = Path(".fake_count_plans")
+        plans = int(counter.read_text() or 0) + 1 if counter.exists() else 1
+        counter.write_text(str(plans))
+        if plans > 1 and "changes_again" in config:
+            changes = config["changes_again"]
         for arg in argv:
             if arg.startswith("-out="):
-                Path(arg.removeprefix("-out=")).write_text("fake plan", encoding="utf-8")
+                # The plan it saves is what `show -json` of that file tells.
+                saved = {"fake plan": changes}
+                Path(arg.removeprefix("-out=")).write_text(json.dumps(saved), encoding="utf-8")
         has_changes = any(changes.get(k) for k in ("add", "change", "destroy", "outputs"))
         print("Plan: changes" if has_changes else "No changes.", flush=True)
         default = 2 if has_changes and "-detailed-exitcode" in argv else 0
         return int(settings.get("exit", default))
     if command == "show" and "-json" in argv:
+        with suppress(OSError, ValueError, KeyError, TypeError):
+            changes = json.loads(Path(argv[-1]).read_text(encoding="utf-8"))["fake plan"]
         print(json.dumps(_plan_json(changes)), flush=True)
         return int(settings.get("exit", 0))
     return int(settings.get("exit", 0))

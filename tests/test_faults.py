@@ -83,7 +83,7 @@ def _run_in_process(repo: FakeRepo, tmp_path: Path) -> tuple[engine.RunReport, P
 def test_a_full_disk_in_one_stack_fails_that_stack_alone(
     in_process: FakeRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    in_process.fake(OTHER, {"apply": {"sleep": 1}})
+    in_process.fake(OTHER, {"changes": {"add": 1}, "apply": {"sleep": 1}})
     real_write = stack_run._StackRun.write_log
 
     def full_disk(self: stack_run._StackRun, line: str) -> None:
@@ -107,7 +107,7 @@ def test_a_full_disk_in_one_stack_fails_that_stack_alone(
 def test_a_bug_in_one_stacks_work_fails_that_stack_alone(
     in_process: FakeRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    in_process.fake(OTHER, {"apply": {"sleep": 1}})
+    in_process.fake(OTHER, {"changes": {"add": 1}, "apply": {"sleep": 1}})
     real_run = stack_run._StackRun.run
 
     async def buggy(self: stack_run._StackRun) -> Any:
@@ -160,7 +160,7 @@ def test_a_report_in_a_folder_not_made_yet_is_written(repo: FakeRepo, tmp_path: 
 def test_a_killed_tfrun_interrupts_its_terraform_which_keeps_the_stack_locked(
     repo: FakeRepo,
 ) -> None:
-    repo.fake(STACK_REL, {"apply": {"sleep": 30, "sigint_delay": 8}})
+    repo.fake(STACK_REL, {"changes": {"add": 1}, "apply": {"sleep": 30, "sigint_delay": 8}})
     run = Background(repo, ["apply", STACK_REL, "--yes"])
     owner = repo.live / ".tfrun" / "locks" / f"{STACK_REL}.lock.owner"
     wait_until(lambda: started(repo, "apply") and "terraform apply" in owner.read_text())
@@ -180,7 +180,7 @@ def test_a_killed_tfrun_interrupts_its_terraform_which_keeps_the_stack_locked(
 
 def test_a_closed_terminal_is_an_interrupt_with_a_summary(repo: FakeRepo) -> None:
     for rel in (STACK_REL, OTHER):
-        repo.fake(rel, {"apply": {"sleep": 30}})
+        repo.fake(rel, {"changes": {"add": 1}, "apply": {"sleep": 30}})
     run = Background(repo, ["run-all", "apply", "--yes", "--env", "staging"])
     wait_until(lambda: len(started(repo, "apply")) == 2)
     run.process.send_signal(signal.SIGHUP)
@@ -206,7 +206,7 @@ def test_a_crashed_terraform_is_named_and_its_signal_is_the_exit_code(repo: Fake
 
 
 def test_a_hanging_terraform_is_stopped_gracefully_at_the_timeout(repo: FakeRepo) -> None:
-    repo.fake(STACK_REL, {"apply": {"sleep": 60}})
+    repo.fake(STACK_REL, {"changes": {"add": 1}, "apply": {"sleep": 60}})
     began = time.monotonic()
     result = run_cli(
         ["run-all", "apply", "--yes", "--env", "staging", "--timeout", "2s"], repo.live, repo.env
@@ -278,7 +278,7 @@ def test_logs_plans_and_reports_are_private_and_old_runs_are_pruned(
 
 def test_without_a_terminal_a_run_says_it_is_alive(repo: FakeRepo) -> None:
     for rel in (STACK_REL, OTHER):
-        repo.fake(rel, {"apply": {"sleep": 3}})
+        repo.fake(rel, {"changes": {"add": 1}, "apply": {"sleep": 3}})
     result = run_cli(
         ["run-all", "apply", "--yes", "--env", "staging"],
         repo.live,
@@ -291,7 +291,7 @@ def test_without_a_terminal_a_run_says_it_is_alive(repo: FakeRepo) -> None:
 
 
 def test_the_only_running_stack_streams_its_output_live(repo: FakeRepo) -> None:
-    repo.fake(STACK_REL, {"apply": {"sleep": 2}})
+    repo.fake(STACK_REL, {"changes": {"add": 1}, "apply": {"sleep": 2}})
     run = Background(
         repo, ["run-all", "apply", "--yes", "--env", "staging", "--include", "network"]
     )

@@ -6,6 +6,7 @@ never applied, and nothing of it is left in the stacks."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -144,6 +145,13 @@ def test_a_new_environment_plans_through_its_unapplied_stacks(
     # The apply says what it did, from terraform's own summary line.
     assert by_path(applied)["up"]["changes"] == {"add": 1, "change": 0, "destroy": 0}
     assert by_path(applied)["after"]["changes"] == {"add": 0, "change": 0, "destroy": 0}
+    # A reviewed apply: readers of planned outputs were planned again once up was applied.
+    reasons = {name: s["reason"] for name, s in by_path(applied).items()}
+    assert reasons["up"] is None
+    assert reasons["generated"] == "planned again: its plan read planned outputs"
+    assert reasons["numeric"] == (
+        "planned again: its plan had to wait for what it reads to be applied"
+    )
     again = run_cli(
         ["run-all", "plan", "-detailed-exitcode", "--json", str(report)], repo.live, tf_env
     )
@@ -157,3 +165,52 @@ def test_a_new_environment_plans_through_its_unapplied_stacks(
     assert document[f"{E}/mocked"] == {}  # applied, and it has no outputs
     plain = run_cli(["run-all", "output"], repo.live, tf_env).assert_success()
     assert f"# {E}/up\n" in plain.stdout and 'name = "net"' in plain.stdout
+
+
+def test_a_copy_of_staging_plans_and_applies_in_one_run_each(
+    examples_copy: Path, tf_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The bring-up merge request of a new environment, as a user writes it: staging copied to
+    dev (keys and tfvars edited), dev added to tfrun.hcl and to the IAM stack's accounts."""
+    live = examples_copy
+    shutil.copytree(live / "staging-eu-west-1", live / "dev-eu-west-1")
+    for path in (live / "dev-eu-west-1").rglob("*"):
+        if path.suffix in (".tf", ".tfvars"):
+            path.write_text(path.read_text().replace("staging", "dev"))
+    root = live / "tfrun.hcl"
+    root.write_text(
+        root.read_text().replace(
+            "environments {\n",
+            'environments {\n  dev = { account_id = "444444444444", profile = "staging" }\n',
+        )
+    )
+    iam = live / "shared-services/iam/terraform.tfvars"
+    accounts = '  prod    = "222222222222"\n'
+    iam.write_text(iam.read_text().replace(accounts, accounts + '  dev     = "444444444444"\n'))
+    selection = ["--env", "dev", "--with-dependencies"]
+    report = tmp_path / "plan.json"
+    plan = ["run-all", "plan", *selection, "--json", str(report), "-no-color"]
+    run_cli(plan, live, tf_env).assert_success()
+    stacks = {s["path"]: s for s in json.loads(report.read_text())["stacks"]}
+    assert {p: s["status"] for p, s in stacks.items()} == {
+        "dev-eu-west-1/network": "succeeded",
+        "shared-services/iam": "succeeded",
+        "dev-eu-west-1/platform": "succeeded",
+        "dev-eu-west-1/data": "succeeded",
+    }
+    platform = stacks["dev-eu-west-1/platform"]
+    assert platform["provisional"] and platform["changes"]["add"] > 0
+    assert "dev-eu-west-1/network: network (planned vpc_cidr; placeholder" in " ".join(
+        platform["planned_outputs"]
+    )
+    assert stacks["dev-eu-west-1/data"]["provisional"]
+
+    applied = tmp_path / "apply.json"
+    apply = ["run-all", "apply", *selection, "--yes", "-no-color", "--json", str(applied)]
+    run_cli(apply, live, tf_env).assert_success()
+    done = {s["path"]: s for s in json.loads(applied.read_text())["stacks"]}
+    assert list(done) == list(stacks)  # in dependency order
+    assert all(s["status"] == "succeeded" for s in done.values())
+    assert done["dev-eu-west-1/platform"]["reason"].startswith("planned again")
+    again = ["run-all", "plan", *selection, "-detailed-exitcode", "-no-color"]
+    run_cli(again, live, tf_env).assert_success()

@@ -40,7 +40,7 @@ def _spans(repo: FakeRepo, command: str) -> list[tuple[float, float]]:
 def test_one_stack_waits_for_a_run_all_applying_it(fake_repo: FakeRepo) -> None:
     """The defect: `tfrun apply STACK` started terraform in a stack that a `run-all apply`
     was still applying. Now the second waits for the first, and says for whom."""
-    fake_repo.fake(STACK, {"apply": {"sleep": 5}})
+    fake_repo.fake(STACK, {"changes": {"add": 1}, "apply": {"sleep": 5}})
     many = subprocess.Popen(
         [sys.executable, "-m", "tfrun", "run-all", "apply", "--env", "staging", "--yes"],
         cwd=fake_repo.live,

@@ -353,7 +353,9 @@ def test_plan_saves_plans_counts_changes_and_flags_provisional_plans(live: Live)
     assert app.provisional == (rel("platform"),)  # platform's plan itself is provisional
     assert data.changes == Changes() and not data.has_changes and not data.provisional
     assert network.plan_file == live.run_dir / "dev-eu-west-1/network.tfplan"
-    assert network.plan_file.read_text() == "fake plan"
+    assert json.loads(network.plan_file.read_text()) == {
+        "fake plan": {"add": 2, "outputs": ["vpc_id"]}
+    }
     log = (live.run_dir / "dev-eu-west-1/network.log").read_text()
     assert "$ " in log and "plan -input=false -detailed-exitcode" in log and "# exit 2" in log
     assert exit_code(report, detailed_exitcode=True) == ExitCode.CHANGES_PRESENT

@@ -339,3 +339,31 @@ def check(
 def _laptop_apply(stack: Stack) -> bool | None:
     environment = stack.config.environments.get(stack.env)
     return environment.laptop_apply if environment else None
+
+
+def check_reviewed_plans(
+    plans: Sequence[tuple[Stack, PlanSummary | None]], environ: Mapping[str, str]
+) -> None:
+    """The plans a reviewed apply made (docs/new-environment.md), before they are applied:
+    on a protected stack, a plan that removes anything is applied only where a destroy may run,
+    exactly as `apply PLANFILE` is (raise `Refusal`)."""
+    removing = [
+        (stack, note)
+        for stack, summary in plans
+        if stack.protected and (note := _removal_note(summary)) is not None
+    ]
+    rule = destroy_rule(detect_ci(environ))
+    if removing and rule is not None:
+        raise Refusal(rule, "applying a plan that destroys resources", removing, len(plans))
+
+
+def refuse_removal(
+    stack: Stack, summary: PlanSummary | None, environ: Mapping[str, str]
+) -> str | None:
+    """`check_reviewed_plans` for one stack planned again during the apply: the refusal's
+    message, or None."""
+    try:
+        check_reviewed_plans([(stack, summary)], environ)
+    except Refusal as refusal:
+        return str(refusal)
+    return None

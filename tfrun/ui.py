@@ -11,8 +11,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from rich import box
@@ -205,6 +205,18 @@ class RunDisplay:
                     and (result.status in (Status.FAILED, Status.INTERRUPTED) or result.has_changes)
                 ):
                     self._block(node, result)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The live board off while a question is asked on the terminal, then back."""
+        live = self._live
+        if live is not None:
+            live.stop()
+        try:
+            yield
+        finally:
+            if live is not None:
+                live.start()
 
     def __call__(self, event: Event) -> None:
         with self._lock:
@@ -408,6 +420,22 @@ def _last_line(log: Path, tail: int = 4096) -> str:
     except OSError:
         return ""
     return lines[-1].strip()[:200] if lines else ""
+
+
+def removals(found: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> None:
+    """What the reviewed plans destroy and replace, by address, before the one approval."""
+    lines = Text()
+    for rel, (destroyed, replaced) in found.items():
+        for label, addresses, style in (
+            ("destroys", destroyed, "red"),
+            ("replaces", replaced, "yellow"),
+        ):
+            if addresses:
+                lines.append(f"  {rel} {label}: ", "bold")
+                lines.append(", ".join(addresses) + "\n", style)
+    if lines:
+        lines.rstrip()
+        stderr.print(Text("Resources these plans remove:\n", "bold red") + lines)
 
 
 def print_outputs(outputs: Mapping[str, str | None], *, as_json: bool) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tfrun import auth, generate, planned, process, recreate, safety, scope, tfargs, ui
 from tfrun import graph as graphs
+from tfrun.commands import approval, reviewed_apply
 from tfrun.commands.run_args import RunArgs
 from tfrun.discovery import Stack, is_stack_dir
 from tfrun.errors import ConfigError, RefusedError, UsageError
@@ -97,38 +98,6 @@ class SavedPlans:
         return None if shown is None else safety.summarise_plan(shown)
 
 
-def approve(selection: Selection, args: RunArgs, confirmations: list[safety.Confirmation]) -> bool:
-    """Ask what a person must answer before anything runs; whether terraform is to apply or
-    destroy without asking again. "No" to any question is a refusal (exit 3)."""
-    for confirmation in confirmations:
-        if not confirmation.accepts(ui.ask(confirmation.prompt)):
-            raise RefusedError(
-                f"{', '.join(confirmation.stacks)}: the answer was not '{confirmation.env}', "
-                "so nothing ran."
-            )
-    if args.command not in tfargs.NEEDS_APPROVAL:
-        return False
-    if args.yes:
-        return True
-    stacks = selection.stacks
-    what = f"over {len(stacks)} stacks " if len(stacks) > 1 else ""
-    if not ui.can_ask():
-        raise UsageError(
-            f"'tfrun {args.command}' {what}changes infrastructure and there is no terminal to "
-            "ask for approval. Add --yes to approve it in advance."
-        )
-    if selection.foreground:
-        return False  # terraform shows its plan and asks itself
-    listing = "\n".join(f"  {stack.rel}" for stack in stacks)
-    answer = ui.ask(
-        f"terraform {args.command} in these {len(stacks)} stacks, in order:\n{listing}\n"
-        "Type 'yes' to go on:"
-    )
-    if answer.strip() != "yes":
-        raise RefusedError(f"the answer was not 'yes', so nothing ran ({len(stacks)} stacks).")
-    return True
-
-
 def refuse_provisional_plans(stacks: list[Stack], operation: tfargs.Operation) -> None:
     """A provisional plan read planned, not applied, outputs of another stack: applying it
     would build on values that do not exist."""
@@ -191,7 +160,16 @@ def run(args: RunArgs) -> int:
     )
     for warning in warnings:
         ui.info(f"warning: {warning}")
-    auto_approve = approve(selection, args, confirmations)
+    foreground = selection.foreground and args.json_path is None
+    # Many stacks: plan them all, show the plans, ask once, apply what was approved.
+    reviewed = (
+        args.command == "apply" and operation.effect is tfargs.Effect.APPLY and not foreground
+    )
+    if reviewed:
+        approval.can_approve(args, stacks)  # the questions come after the plans
+        auto_approve = True
+    else:
+        auto_approve = approval.approve(selection.stacks, selection.foreground, args, confirmations)
     if not args.skip_auth_check and auth.wanted(stacks):
         # Before any terraform: an expired login is one paragraph, not one failure per stack.
         needed = auth.identities(stacks, os.environ)
@@ -204,7 +182,6 @@ def run(args: RunArgs) -> int:
                 [stack], operation, allow_recreate=args.allow_recreate, show_plan=plans.show
             )
 
-    foreground = selection.foreground and args.json_path is None
     # A destroy (or a plan of one) runs dependents first: a stack goes before what it reads.
     destroying = args.command != "state" and operation.effect in (
         tfargs.Effect.DESTROY,
@@ -227,6 +204,8 @@ def run(args: RunArgs) -> int:
         generated=generated,
     )
     generate.ensure_gitignore(workspace.root)
+    if reviewed:
+        return reviewed_apply.run(stacks, selection.waits, args, options, confirmations)
     report = engine.run(stacks, selection.waits, args.command, args.tf_args, options)
     if args.command == "output" and not foreground and report.run_dir is not None:
         print_outputs(report, stacks, as_json=tfargs.has_flag(args.tf_args, "json"))

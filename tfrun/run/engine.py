@@ -76,6 +76,10 @@ class RunOptions:
     timeout_s: float | None = None  # each terraform command's; else the stack's config's
     # Receives the run's events instead of the terminal display (tests, benchmarks).
     sink: Sink | None = None
+    # A reviewed apply's second phase: each stack's approved plan (see stack_run.Job).
+    reviewed: Mapping[str, Result] | None = None
+    can_ask_again: bool = False  # a person at the terminal may approve a changed plan
+    approved_in_advance: bool = False  # --yes
 
 
 def new_run_dir(root: Path, command: str, keep: int = DEFAULT_KEEP_RUNS) -> Path:
@@ -213,6 +217,16 @@ async def run_stacks(
     run_dir = options.run_dir or new_run_dir(repo.root, command, keep)
     make_private_dir(run_dir)
     groups = process.ProcessGroups()
+    questions = anyio.Lock()
+
+    async def ask_again(stack: Stack, text: str) -> bool:
+        """One question at a time, with the board out of the way while it is asked."""
+        async with questions:
+            paused = display.paused() if isinstance(display, ui.RunDisplay) else nullcontext()
+            with paused:
+                answer = await anyio.to_thread.run_sync(ui.ask, text)
+        return answer.strip() == "yes"
+
     # A plan in destroy order is a plan of a destroy: no stack reads outputs it changes.
     destroy_plan = options.destroy_order and command == "plan"
     job = stack_run.Job(
@@ -233,6 +247,9 @@ async def run_stacks(
         generated=options.generated,
         timeout_s=options.timeout_s,
         destroy_plan=destroy_plan,
+        reviewed=options.reviewed,
+        ask_again=ask_again if options.can_ask_again else None,
+        approved_in_advance=options.approved_in_advance,
     )
 
     async def task(node: str, context: TaskContext) -> Result:

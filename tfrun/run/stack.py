@@ -23,22 +23,22 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from tfrun import durations, planned, process, recreate, retry, terraform, tfargs
+from tfrun import durations, planned, process, recreate, retry, safety, terraform, tfargs
 from tfrun.discovery import Repository, Stack
 from tfrun.errors import RefusedError, TfrunError
 from tfrun.files import PRIVATE_FILE_MODE, make_private_dir, open_private
 from tfrun.generate import GeneratedFile
 from tfrun.process import Launch, ProcessGroups
-from tfrun.report import Changes, Result
-from tfrun.run import logs, provisional
+from tfrun.report import Changes, Result, Status
+from tfrun.run import logs, provisional, review
 from tfrun.run.locks import (
     LockTimeout,
     PluginCacheLock,
@@ -57,6 +57,8 @@ OK = frozenset({0})
 # Called after init, before the command, with the stack: raises RefusedError when the
 # command must not run (a saved plan that could only be read once the stack was initialised).
 AfterInit = Callable[[Stack], None]
+# Asks the person at the terminal whether to apply a plan that changed after approval.
+AskAgain = Callable[[Stack, str], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,11 @@ class Job:
     # Each terraform command's limit, in seconds; None: no limit.
     timeout_s: float | None = None
     destroy_plan: bool = False  # plan -destroy: upstream output changes do not apply
+    # A reviewed apply: each stack's approved plan (its result in the plan phase), applied
+    # as it is or planned again (run/review.py); None: apply as the person's command says.
+    reviewed: Mapping[str, Result] | None = None
+    ask_again: AskAgain | None = None  # None: no terminal to ask on
+    approved_in_advance: bool = False  # --yes: a plan that changed is applied all the same
 
     def file(self, stack: Stack, suffix: str) -> Path:
         return self.run_dir / f"{stack.rel}{suffix}"
@@ -105,6 +112,18 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+def review_settled(approved: Result) -> Result | None:
+    """A reviewed apply's result for a stack that has nothing to apply, without terraform:
+    its plan failed (or was skipped), or it changes nothing and reads nothing that changed."""
+    if approved.status is Status.WAITING:
+        return None
+    if not approved.ok:
+        return replace(approved, reason=f"its plan {approved.status}: {approved.reason}")
+    if not approved.has_changes and not approved.provisional:
+        return Result.succeeded(reason="no changes: not applied", log=approved.log)
+    return None
 
 
 def _has_state(pulled: Path) -> bool:
@@ -241,6 +260,10 @@ class _StackRun:
 
     async def run(self) -> Result:
         job, stack = self.job, self.stack
+        if job.reviewed is not None:
+            settled = review_settled(job.reviewed[stack.rel])
+            if settled is not None:
+                return settled
         self.phase = "generate"
         files = None if job.generated is None else job.generated.get(stack.rel)
         prepared = terraform.prepare(job.repo, stack, job.terraform, files)
@@ -273,6 +296,8 @@ class _StackRun:
             raise Stopped
         if job.after_init is not None:
             job.after_init(stack)
+        if job.reviewed is not None:
+            return await self.apply_reviewed(job.reviewed[stack.rel])
         plan_file = None
         if job.command == "plan" and not job.foreground:
             user = tfargs.user_plan_file(job.tf_args)
@@ -321,6 +346,61 @@ class _StackRun:
                 log=self.log,
             )
         return await self.plan_result(code, plan_file)
+
+    async def apply_reviewed(self, approved: Result) -> Result:
+        """Apply the plan the person approved; or, when what this stack reads changed since,
+        plan again and apply that, asking again if it does not do what was approved."""
+        job, stack = self.job, self.stack
+        assert job.reviewed is not None
+        binary = job.terraform.binary
+        no_color = [] if job.color else ["-no-color"]
+        reason = review.replan_reason(
+            approved, self.context.dependencies, job.reviewed, self.context.results
+        )
+        plan_file, note = approved.plan_file, ""
+        if reason is not None:
+            plan_file = job.file(stack, ".tfplan")
+            argv = [binary, "plan", "-input=false", "-detailed-exitcode", f"-out={plan_file}"]
+            code = await self.terraform("plan", [*argv, *no_color, *job.tf_args], PLAN_OK)
+            if code not in PLAN_OK:
+                return self.failed(f"plan (again: {reason})", code)
+            if code == 0:
+                return Result.succeeded(reason=f"no changes ({reason}): not applied", log=self.log)
+            await self.read_plan(plan_file)
+            new = review.load_plan(job.file(stack, ".plan.json"))
+            old = (
+                None
+                if approved.plan_file is None
+                else review.load_plan(approved.plan_file.with_suffix(".plan.json"))
+            )
+            note = f"planned again: {reason}"
+            changed = review.differences(old, new)
+            refusal = safety.refuse_removal(stack, safety.summarise_plan(new), os.environ)
+            if refusal is not None:
+                return Result.refused(refusal, log=self.log)
+            if changed and not job.approved_in_advance:
+                listing = "; ".join(changed)
+                asked = f"{stack.rel}: the plan changed after approval ({reason}): {listing}."
+                if job.ask_again is None or not await job.ask_again(
+                    stack, f"{asked}\nApply the new plan? Type 'yes' to go on:"
+                ):
+                    return Result.refused(
+                        f"plan changed after approval ({reason}): {listing}", log=self.log
+                    )
+                note += "; its new plan was approved again"
+        assert plan_file is not None
+        argv = [binary, "apply", "-input=false", *no_color, str(plan_file)]
+        code = await self.terraform("apply", argv, OK)
+        if code != 0:
+            return self.failed("apply", code)
+        return Result.succeeded(
+            reason=note,
+            exit_code=code,
+            changes=self.applied(),
+            output_changes=approved.output_changes,
+            attempts=self.attempts,
+            log=self.log,
+        )
 
     async def output(self, argv: Sequence[str]) -> int:
         """`output` over many stacks: each one's stdout kept apart (OUTPUT_SUFFIX) for the
