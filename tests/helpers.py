@@ -7,9 +7,11 @@ Test modules import them as `from helpers import ...` (pytest puts tests/ on sys
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import subprocess
@@ -412,3 +414,43 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+class Terminal:
+    """tfrun on a pseudo-terminal (stdin, stdout and stderr), answering its questions."""
+
+    def __init__(self, cwd: Path, env: Mapping[str, str], argv: list[str]) -> None:
+        self.main, child = os.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tfrun", *argv],
+            cwd=cwd,
+            env={**cli_environ(env), "COLUMNS": "200", "LINES": "50"},
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            close_fds=True,
+        )
+        os.close(child)
+        self.seen = b""
+
+    def read_until(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.seen:
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.seen.decode()}"
+            ready, _, _ = select.select([self.main], [], [], 0.2)
+            if ready:
+                try:
+                    self.seen += os.read(self.main, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+        assert text.encode() in self.seen, f"no {text!r} in:\n{self.seen.decode()}"
+
+    def answer(self, line: str) -> None:
+        os.write(self.main, line.encode() + b"\n")
+
+    def finish(self) -> int:
+        with contextlib.suppress(AssertionError):
+            self.read_until("\0", timeout=2)  # drain what is left
+        code = self.process.wait(timeout=60)
+        os.close(self.main)
+        return code

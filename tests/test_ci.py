@@ -14,7 +14,7 @@ import yaml
 from helpers import LiveRepo, write_tree
 from test_affected import BASE_FILES, P, S, commit
 
-from tfrun import ci, cli
+from tfrun import ci, cli, yaml_text
 from tfrun.commands.ci import default_base
 from tfrun.errors import ConfigError
 
@@ -167,7 +167,14 @@ def test_plan_only_pipelines_have_no_apply_jobs() -> None:
     options = ci.GitLabOptions(live_rel="live", plan_only=True)
     document = ci.gitlab_child([NETWORK, PLATFORM], options)
     assert names(document) == [f"plan {S}/network", f"plan {S}/platform", "summary"]
-    assert document[f"plan {S}/platform"]["needs"] == []
+    # platform plans after network's plan, against the outputs network's plan says it will
+    # have (its report is an artifact); network, reading nothing, plans at once.
+    platform = document[f"plan {S}/platform"]
+    assert platform["needs"] == [{"job": f"plan {S}/network", "artifacts": True}]
+    assert platform["stage"] == "plan"
+    assert "--upstream-plans live/.tfrun/ci/plan" in platform["script"][0]
+    assert document[f"plan {S}/network"]["needs"] == []
+    assert "--upstream-plans" not in document[f"plan {S}/network"]["script"][0]
     assert document["stages"] == ["plan", "summary"]
 
 
@@ -268,6 +275,20 @@ def test_the_summary_table() -> None:
     assert ci.summary_text({}) == "No plan reports.\n"
 
 
+def test_the_summary_table_says_which_plans_are_provisional() -> None:
+    planned = f"{S}/network: network (planned vpc_cidr; placeholder vpc_id)"
+    report = {
+        "stacks": [
+            {"path": f"{S}/app", "status": "succeeded", "provisional": True,
+             "planned_outputs": [planned], "changes": {"add": 1}},
+            {"path": f"{S}/data", "status": "waiting", "reason": "waiting for ..."},
+        ]
+    }  # fmt: skip
+    rows = ci.summary_text({"r": report}).splitlines()
+    assert f"| {S}/app | succeeded (provisional: {planned}) | +1 ~0 -0 |" in rows
+    assert f"| {S}/data | waiting |  |" in rows
+
+
 def test_yaml_reads_back_as_the_document() -> None:
     long_line = "tfrun plan " + "live/stack " * 40
     document = {
@@ -282,7 +303,7 @@ def test_yaml_reads_back_as_the_document() -> None:
             "empty": {},
         },
     }
-    text = ci.to_yaml(document, "Generated.\nTwo lines.")
+    text = yaml_text.to_yaml(document, "Generated.\nTwo lines.")
     assert text.startswith("# Generated.\n# Two lines.\n\n")
     # Strings that look like booleans or numbers stay strings, for YAML 1.1 and 1.2 readers.
     assert yaml.safe_load(text) == document
@@ -298,7 +319,7 @@ def test_yaml_reads_back_as_the_document() -> None:
     ]
     assert any(long_line.strip() in line for line in lines)
     assert '      say "hi"' in lines and "      echo done" in lines
-    assert ci.to_yaml({"a": ("x", "y")}) == "a:\n  - x\n  - y\n"
+    assert yaml_text.to_yaml({"a": ("x", "y")}) == "a:\n  - x\n  - y\n"
 
 
 # ---------------------------------------------------------------------------- the commands

@@ -24,7 +24,7 @@ import yaml
 from helpers import REPO_ROOT, StateBackend, cli_environ, run_cli
 from test_ci import stack as ci_stack
 
-from tfrun import ci, generate
+from tfrun import ci, generate, yaml_text
 
 VERSION = "4.60.1"
 S = "staging-eu-west-1"
@@ -153,7 +153,8 @@ def test_pipelines_match_gitlabs_schema(
     name: str, gitlab_ci_local: tuple[str, Path], validator: Path, tmp_path: Path
 ) -> None:
     document = PIPELINES[name]
-    result = validate(validator, gitlab_ci_local[1], ci.to_yaml(document, "comment"), tmp_path)
+    text = yaml_text.to_yaml(document, "comment")
+    result = validate(validator, gitlab_ci_local[1], text, tmp_path)
     assert result["ok"], json.dumps(result["errors"], indent=2)
     # And the YAML reads back (with js-yaml, as gitlab-ci-local reads it) as what was written.
     assert result["document"] == json.loads(json.dumps(document))
@@ -163,7 +164,7 @@ def test_the_schema_check_catches_a_broken_pipeline(
     gitlab_ci_local: tuple[str, Path], validator: Path, tmp_path: Path
 ) -> None:
     broken = {"job": {"script": ["x"], "needs": [{"artifacts": True}], "when": "sometimes"}}
-    result = validate(validator, gitlab_ci_local[1], ci.to_yaml(broken), tmp_path)
+    result = validate(validator, gitlab_ci_local[1], yaml_text.to_yaml(broken), tmp_path)
     assert not result["ok"]
 
 
@@ -290,3 +291,64 @@ def test_the_child_pipeline_runs_with_gitlab_ci_local(
     assert vpcs[0]["instances"][0]["attributes"]["tags"]["Name"].endswith("-vpc-v2")
     # Nothing of prod was in the staging pipeline.
     assert not [k for k in keys if k.startswith("prod/")], keys
+
+
+@pytest.mark.slow
+def test_a_merge_request_of_a_new_environment_plans_every_stack(
+    gitlab_ci_local: tuple[str, Path],
+    make_repo: Any,
+    state_backend: StateBackend,
+    tf_env: dict[str, str],
+) -> None:
+    """A plan-only pipeline (merge requests) for an environment nothing of which is applied:
+    the reader's plan job waits for the plan job of the stack it reads and plans against
+    that plan's outputs, from its report; the summary says the plan is provisional."""
+    repo = make_repo({"live/tfrun.hcl": state_backend.root_hcl()}, git=True)
+    top = repo.top
+    generate.ensure_gitignore(repo.live)
+    (repo.live / f"{S}/up").mkdir(parents=True)
+    (repo.live / f"{S}/up/main.tf").write_text(
+        'resource "terraform_data" "a" { input = "x" }\n'
+        'output "id" { value = terraform_data.a.id }\n'
+        'output "name" { value = "net" }\n'
+    )
+    (repo.live / f"{S}/down").mkdir()
+    (repo.live / f"{S}/down/stack.hcl").write_text('remote_state = { up = "../up" }\n')
+    (repo.live / f"{S}/down/main.tf").write_text(
+        'resource "terraform_data" "d" { input = data.terraform_remote_state.up.outputs.name }\n'
+    )
+    git(top, "add", "-A")
+    git(top, "commit", "-q", "-m", "a new environment")
+    generated = run_cli(
+        ["ci", "gitlab", "--base", "HEAD~1", "--plan-only"], top, tf_env
+    ).assert_success()
+    (top / "child.yml").write_text(generated.stdout, encoding="utf-8")
+    env = cli_environ(tf_env)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    done = subprocess.run(
+        [
+            gitlab_ci_local[0],
+            "--file", "child.yml",
+            "--force-shell-executor",
+            "--shell-isolation",
+            "--no-artifacts-to-source",
+            "--no-color",
+            "--max-job-name-padding", "0",
+        ],
+        cwd=top,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=480,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    events = job_events(output)
+    assert events.index((f"plan {S}/up", "end")) < events.index((f"plan {S}/down", "start"))
+    for job in (f"plan {S}/up", f"plan {S}/down", "summary"):
+        assert re.search(rf"PASS\s+{re.escape(job)}\s*$", output, re.M), output
+    assert f"| {S}/down | succeeded (provisional: {S}/up: up (planned name; placeholder id))" in (
+        output
+    ), output
+    assert not state_backend.object_keys(), "a plan-only pipeline wrote state"

@@ -69,17 +69,24 @@ def test_mocks_stand_in_only_for_what_the_plan_does_not_know() -> None:
     assert (state.planned, state.placeholders, state.mocked) == (("name",), (), ("count", "extra"))
 
 
-def test_removed_and_null_outputs_are_left_out_and_sensitive_ones_stay_sensitive() -> None:
+def test_removed_and_null_outputs_are_left_out_and_sensitive_ones_are_placeholders() -> None:
     shown = plan(
-        {"secret": {"sensitive": True, "type": "string", "value": "s"}},
+        {"secret": {"sensitive": True, "type": "string", "value": "hunter2"}},
         {
             "gone": change(None, False, ("delete",)),
             "empty": change(None, False),
-            "secret": {**change("s"), "after_sensitive": True},
+            "secret": {**change("hunter2"), "after_sensitive": True},
         },
     )
-    outputs = planned.planned_state(shown, UP).outputs
-    assert outputs == {"secret": {"value": "s", "type": "string", "sensitive": True}}
+    view = planned.outputs_view(shown)
+    assert "hunter2" not in json.dumps(view)  # the report never holds a sensitive value
+    outputs = planned.planned_state(view, UP).outputs
+    assert outputs == {"secret": {"value": planned.placeholder(UP, "secret"), "type": "string"}}
+
+
+def test_the_view_of_a_plan_says_whether_the_stack_is_new() -> None:
+    assert planned.outputs_view(plan({}, {}))["new"] is True
+    assert planned.outputs_view(plan({}, {}, resources=True))["new"] is False
 
 
 def test_the_state_file_is_terraforms_format_4_with_no_resources() -> None:

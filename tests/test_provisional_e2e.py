@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import LiveRepo, StateBackend, run_cli
+from helpers import LiveRepo, StateBackend, Terminal, run_cli
 
 from tfrun import planned
 from tfrun.errors import ExitCode
@@ -214,3 +214,53 @@ def test_a_copy_of_staging_plans_and_applies_in_one_run_each(
     assert done["dev-eu-west-1/platform"]["reason"].startswith("planned again")
     again = ["run-all", "plan", *selection, "-detailed-exitcode", "-no-color"]
     run_cli(again, live, tf_env).assert_success()
+
+
+@pytest.mark.parametrize("again", ["yes", "no"])
+def test_a_plan_that_changes_mid_apply_is_asked_about_again_on_a_terminal(
+    make_repo: Callable[..., LiveRepo],
+    state_backend: StateBackend,
+    tf_env: dict[str, str],
+    again: str,
+) -> None:
+    """down's approved plan counts on a mock (size 1, unknown until up is applied); up's
+    apply makes it 2, so down's new plan creates two resources instead of one."""
+    repo = make_repo(
+        {
+            "live/tfrun.hcl": state_backend.root_hcl(),
+            f"live/{E}/up/main.tf": """
+                resource "terraform_data" "a" { input = "x" }
+                output "size" { value = terraform_data.a.id != "" ? 2 : 0 }
+            """,
+            f"live/{E}/down/stack.hcl": (
+                'remote_state = { up = "../up" }\nmock_outputs = { up = { size = 1 } }\n'
+            ),
+            f"live/{E}/down/main.tf": """
+                resource "terraform_data" "d" {
+                  count = data.terraform_remote_state.up.outputs.size
+                  input = count.index
+                }
+            """,
+        }
+    )
+    terminal = Terminal(repo.live, tf_env, ["run-all", "apply"])
+    terminal.read_until("Type 'yes' to go on:", timeout=180)
+    terminal.answer("yes")
+    terminal.read_until("Apply the new plan?", timeout=180)
+    said = " ".join(terminal.seen.decode().split())
+    assert "the plan changed after approval (its plan read planned outputs)" in said
+    assert "terraform_data.d[1]: nothing → create" in said
+    terminal.answer(again)
+    code = terminal.finish()
+    state = state_backend.read_json("staging/eu-west-1/up.tfstate")
+    assert state["outputs"]["size"]["value"] == 2  # up was applied either way
+    keys = state_backend.object_keys()
+    if again == "yes":
+        assert code == 0, terminal.seen.decode()
+        down = state_backend.read_json("staging/eu-west-1/down.tfstate")
+        (made,) = [r for r in down["resources"] if r["type"] == "terraform_data"]
+        assert len(made["instances"]) == 2
+    else:
+        assert code == ExitCode.REFUSED, terminal.seen.decode()
+        assert "plan changed after approval" in terminal.seen.decode()
+        assert "staging/eu-west-1/down.tfstate" not in keys

@@ -6,19 +6,13 @@ does it with real terraform."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import select
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_terraform import FakeRepo
-from helpers import cli_environ, run_cli
+from helpers import Terminal, run_cli
 
 from tfrun.errors import ExitCode
 
@@ -105,53 +99,13 @@ def test_with_yes_a_plan_that_changed_after_approval_is_applied(
     assert commands(repo, PLATFORM)[-1] == "apply platform.tfplan"
 
 
-class Terminal:
-    """tfrun on a pseudo-terminal (stdin, stdout and stderr), answering its questions."""
-
-    def __init__(self, repo: FakeRepo, argv: list[str]) -> None:
-        self.main, child = os.openpty()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tfrun", *argv],
-            cwd=repo.live,
-            env={**cli_environ(repo.env), "COLUMNS": "200", "LINES": "50"},
-            stdin=child,
-            stdout=child,
-            stderr=child,
-            close_fds=True,
-        )
-        os.close(child)
-        self.seen = b""
-
-    def read_until(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while text.encode() not in self.seen:
-            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.seen.decode()}"
-            ready, _, _ = select.select([self.main], [], [], 0.2)
-            if ready:
-                try:
-                    self.seen += os.read(self.main, 65536)
-                except OSError:  # the child closed the terminal
-                    break
-        assert text.encode() in self.seen, f"no {text!r} in:\n{self.seen.decode()}"
-
-    def answer(self, line: str) -> None:
-        os.write(self.main, line.encode() + b"\n")
-
-    def finish(self) -> int:
-        with contextlib.suppress(AssertionError):
-            self.read_until("\0", timeout=2)  # drain what is left
-        code = self.process.wait(timeout=60)
-        os.close(self.main)
-        return code
-
-
 @pytest.mark.parametrize("again", ["yes", "no"])
 def test_on_a_terminal_a_plan_that_changed_after_approval_is_asked_about_again(
     repo: FakeRepo, again: str
 ) -> None:
     repo.fake(NETWORK, {"changes": {"add": 1, "outputs": ["vpc_id"]}})
     repo.fake(PLATFORM, {"changes": {"change": 1}, "changes_again": {"destroy": 1}})
-    terminal = Terminal(repo, ["run-all", "apply", "--env", "staging"])
+    terminal = Terminal(repo.live, repo.env, ["run-all", "apply", "--env", "staging"])
     terminal.read_until("Type 'yes' to go on:")
     terminal.answer("yes")
     terminal.read_until("Apply the new plan?")
@@ -219,3 +173,41 @@ def test_a_reviewed_plan_that_destroys_on_a_protected_stack_is_a_destroy(repo: F
     assert "protected-destroy-gitlab-manual-job" in result.stderr
     assert "its plan removes terraform_data.delete0" in result.stderr
     assert "apply" not in [r["args"][0] for r in repo.records("start")]
+
+
+def test_upstream_plans_must_be_a_folder_of_tfrun_reports(repo: FakeRepo, tmp_path: Path) -> None:
+    missing = run_cli(
+        ["plan", PLATFORM, "--upstream-plans", str(tmp_path / "nope")], repo.live, repo.env
+    )
+    missing.assert_exit(int(ExitCode.BAD_CONFIG))
+    assert f"--upstream-plans {tmp_path / 'nope'}: no such folder" in missing.stderr
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "x.json").write_text('{"stacks": [{"status": "succeeded"}]}')
+    broken = run_cli(["plan", PLATFORM, "--upstream-plans", str(reports)], repo.live, repo.env)
+    broken.assert_exit(int(ExitCode.BAD_CONFIG))
+    assert f"{reports / 'x.json'} is not a tfrun JSON report" in broken.stderr
+    assert repo.records() == []
+
+
+def test_a_plan_reads_the_planned_outputs_of_another_jobs_report(
+    repo: FakeRepo, tmp_path: Path
+) -> None:
+    """As a merge request's plan job: network was planned by another job, whose report says
+    it is new and will have vpc_id; platform's plan reads that, provisional."""
+    view = {
+        "planned_values": {"outputs": {"vpc_id": {"sensitive": False}}},
+        "output_changes": {"vpc_id": {"actions": ["create"], "after_unknown": True}},
+        "new": True,
+    }
+    entry = {"path": NETWORK, "status": "succeeded", "has_changes": True,
+             "output_changes": ["vpc_id"], "outputs_plan": view}  # fmt: skip
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "network.json").write_text(json.dumps({"stacks": [entry]}))
+    repo.fake(PLATFORM, {"changes": {"add": 1}})
+    argv = ["plan", PLATFORM, "--upstream-plans", str(reports), "--json", str(tmp_path / "r.json")]
+    run_cli(argv, repo.live, repo.env).assert_success()
+    (result,) = json.loads((tmp_path / "r.json").read_text())["stacks"]
+    assert result["provisional_because"] == [NETWORK]
+    assert result["planned_outputs"] == [f"{NETWORK}: network (placeholder vpc_id)"]

@@ -12,9 +12,11 @@ The GitLab child pipeline, per stack:
 
 A stack whose dependency is applied in the same pipeline plans after that apply: a plan made
 before it would read the dependency's old outputs, and applying a saved plan never reads them
-again. Every plan and apply job of a stack holds one `resource_group` named after its state
-key, so two pipelines never work on one state at once; plans too, since a plan takes the state
-lock and would otherwise fail on it.
+again. In a plan-only pipeline (merge requests) it plans after the dependency's plan instead,
+against the outputs that plan says it will have (`--upstream-plans`, a provisional plan).
+Every plan and apply job of a stack holds one `resource_group` named after its state key, so
+two pipelines never work on one state at once; plans too, since a plan takes the state lock
+and would otherwise fail on it.
 """
 
 from __future__ import annotations
@@ -25,8 +27,6 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import yaml
 
 from tfrun import graph as graphs
 from tfrun.errors import ConfigError
@@ -123,18 +123,26 @@ def _check_needs(job: str, needs: Sequence[object]) -> None:
 
 def _plan(stack: CIStack, options: GitLabOptions, *, static: bool) -> tuple[str, dict[str, Any]]:
     report = report_path(options.live_rel, stack.rel)
-    waits = [] if options.plan_only else [apply_job(rel) for rel in stack.needs]
+    upstream = ""
+    if options.plan_only:
+        # Nothing is applied here: a reader plans against the planned outputs of the stacks it
+        # reads (docs/new-environment.md), from their plan jobs' reports.
+        needs = _needs([plan_job(rel) for rel in stack.needs], artifacts=True, optional=static)
+        if stack.needs:
+            upstream = f" --upstream-plans {_q(_join(options.live_rel, REPORT_DIR))}"
+    else:
+        needs = _needs([apply_job(rel) for rel in stack.needs], artifacts=False, optional=static)
     job: dict[str, Any] = {
         # Jobs may only need jobs of earlier stages or their own.
-        "stage": "apply" if waits else "plan",
-        "needs": _needs(waits, artifacts=False, optional=static),
+        "stage": "apply" if needs and not options.plan_only else "plan",
+        "needs": needs,
         "resource_group": resource_group(stack),
         "interruptible": True,
         "script": [
             # --include names this stack alone (not the nested stacks in its folder, which have
             # jobs of their own), and runs it through the runner, which writes the report.
             f"tfrun plan {_q(stack.path)} --include {_q(glob.escape(stack.rel))} "
-            f"--json {_q(report)} -out={PLAN_FILE}"
+            f"--json {_q(report)}{upstream} -out={PLAN_FILE}"
         ],
         "artifacts": {
             "when": "always",
@@ -326,7 +334,11 @@ def summary_text(
         for entry in entries:
             path = str(entry.get("path") or name)
             seen.add(path)
-            rows.append((path, str(entry.get("status", "?")), _counts(entry.get("changes"))))
+            status = str(entry.get("status", "?"))
+            planned = entry.get("planned_outputs") or entry.get("provisional_because") or ()
+            if entry.get("provisional") and planned:
+                status += f" (provisional: {'; '.join(map(str, planned))})"
+            rows.append((path, status, _counts(entry.get("changes"))))
     for rel in expected:
         if rel not in seen:
             rows.append((rel, "no report (the plan job did not run or failed early)", ""))
@@ -344,51 +356,3 @@ def _counts(changes: Any) -> str:
     if not isinstance(changes, Mapping):
         return ""
     return f"+{changes.get('add', 0)} ~{changes.get('change', 0)} -{changes.get('destroy', 0)}"
-
-
-# ---------------------------------------------------------------------------- YAML
-
-# Wide enough that PyYAML never folds a long script line.
-_NO_WRAP = 1 << 20
-
-
-class _Dumper(yaml.SafeDumper):
-    """Safe YAML, with list items indented under their key and multi-line strings as `|`
-    blocks, so a generated pipeline reads like a hand-written one."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def _string(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
-    # PyYAML falls back to quotes when a block cannot hold the text (trailing spaces, say).
-    style = "|" if "\n" in text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
-
-
-_Dumper.add_representer(str, _string)
-_Dumper.add_representer(tuple, yaml.SafeDumper.represent_list)
-# PyYAML quotes the strings YAML 1.1 (GitLab's parser) reads as other types. These are
-# numbers to YAML 1.2 alone (js-yaml, which gitlab-ci-local uses): quoted too.
-_Dumper.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"[-+]?0o[0-7]+$"), list("-+0"))
-_Dumper.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"),
-    list("-+.0123456789"),
-)
-
-
-def to_yaml(document: Mapping[str, Any], comment: str = "") -> str:
-    """Block-style YAML of plain data (dicts, lists, strings, numbers, booleans, None), keys
-    in their order, under `comment` as `#` lines. Strings that would read as another type
-    ("yes", "1.0", "null") are quoted, for GitLab's YAML 1.1 parser and for YAML 1.2 alike."""
-    header = "".join(f"# {line}".rstrip() + "\n" for line in comment.splitlines())
-    body = yaml.dump(
-        dict(document),
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=_NO_WRAP,
-    )
-    return f"{header}\n{body}" if header else body

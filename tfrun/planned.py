@@ -117,7 +117,6 @@ def planned_state(
             continue
         known = typed.get(name) or {}
         unknown = change.get("after_unknown", False)
-        sensitive = bool(known.get("sensitive") or change.get("after_sensitive") is True)
         if not unknown and ("value" in known or change):
             value = known.get("value", change.get("after"))
             kind = known.get("type") or cty_type(value)
@@ -131,7 +130,7 @@ def planned_state(
             placeholders.append(name)
         if value is None:
             continue  # terraform keeps no null outputs in state
-        outputs[name] = {"value": value, "type": kind, **({"sensitive": True} if sensitive else {})}
+        outputs[name] = {"value": value, "type": kind}
     for name in sorted(set(mocks) - set(outputs)):
         outputs[name] = {"value": mocks[name], "type": cty_type(mocks[name])}
         mocked.append(name)
@@ -142,6 +141,24 @@ def is_new(plan: Mapping[str, Any]) -> bool:
     """Whether the stack has no resources in state yet: its outputs exist only once applied."""
     prior = ((plan.get("prior_state") or {}).get("values") or {}).get("root_module") or {}
     return not prior.get("resources") and not prior.get("child_modules")
+
+
+def outputs_view(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """What readers need of a saved plan (`show -json`), small enough for the JSON report so
+    that a plan job in CI can hand it to its readers' jobs: the planned outputs and whether
+    the stack is new. Sensitive values are left out (readers get a placeholder)."""
+    typed = dict((plan.get("planned_values") or {}).get("outputs") or {})
+    changes = dict(plan.get("output_changes") or {})
+    for name in list(typed) + list(changes):
+        known, change = typed.get(name) or {}, changes.get(name) or {}
+        if known.get("sensitive") or change.get("after_sensitive"):
+            typed[name] = {"sensitive": True}
+            changes[name] = {**change, "after": None, "after_unknown": True}
+    return {
+        "planned_values": {"outputs": typed},
+        "output_changes": changes,
+        "new": is_new(plan),
+    }
 
 
 def write_override(stack_dir: Path, reads: Mapping[str, Path]) -> Path:

@@ -80,6 +80,8 @@ class Result:
     provisional: tuple[str, ...] = ()
     # What the plan read of each upstream it read as planned: "network (planned vpc_id; ...)".
     planned_outputs: tuple[str, ...] = ()
+    # What this plan's readers need of it (planned.outputs_view): its planned outputs.
+    outputs_plan: Mapping[str, Any] | None = None
     attempts: int = 0
     log: Path | None = None
     plan_file: Path | None = None
@@ -143,6 +145,7 @@ class Result:
             "provisional": bool(self.provisional),
             "provisional_because": list(self.provisional),
             "planned_outputs": list(self.planned_outputs),
+            "outputs_plan": self.outputs_plan,
             "attempts": self.attempts,
             "plan_file": None if self.plan_file is None else str(self.plan_file),
         }

@@ -18,7 +18,7 @@ from tfrun.commands import approval, reviewed_apply
 from tfrun.commands.run_args import RunArgs
 from tfrun.discovery import Stack, is_stack_dir
 from tfrun.errors import ConfigError, RefusedError, UsageError
-from tfrun.report import RunReport
+from tfrun.report import Result, RunReport
 from tfrun.run import engine
 from tfrun.run.stack import OUTPUT_SUFFIX
 from tfrun.terraform import Terraform, render, resolve
@@ -114,6 +114,34 @@ def refuse_provisional_plans(stacks: list[Stack], operation: tfargs.Operation) -
             )
 
 
+def upstream_plans(folder: Path | None, stacks: list[Stack]) -> dict[str, Result]:
+    """The plans with changes in the JSON reports under `folder` (CI artifacts of other plan
+    jobs), by stack, leaving out the stacks this run plans itself."""
+    if folder is None:
+        return {}
+    if not folder.is_dir():
+        raise UsageError(f"--upstream-plans {folder}: no such folder. Nothing ran.")
+    ours = {stack.rel for stack in stacks}
+    found: dict[str, Result] = {}
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))["stacks"]
+            for entry in entries:
+                if entry["path"] in ours or not entry.get("outputs_plan"):
+                    continue
+                found[entry["path"]] = Result.succeeded(
+                    has_changes=bool(entry["has_changes"]),
+                    output_changes=tuple(entry["output_changes"]),
+                    outputs_plan=entry["outputs_plan"],
+                )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(
+                f"--upstream-plans: {path} is not a tfrun JSON report ({type(exc).__name__}: "
+                f"{exc}). Nothing ran."
+            ) from None
+    return found
+
+
 def check_report_path(path: Path) -> None:
     """--json is written after every stack ran (applies included): a path it cannot be
     written to is found before anything runs. Missing folders are made when it is written."""
@@ -202,6 +230,7 @@ def run(args: RunArgs) -> int:
         repo=workspace.repo,
         after_init=after_init if unread else None,
         generated=generated,
+        upstream_plans=upstream_plans(args.upstream_plans, stacks),
     )
     generate.ensure_gitignore(workspace.root)
     if reviewed:

@@ -46,6 +46,7 @@ class RunArgs:
     lock_timeout: float | None = None
     timeout: float | None = None
     skip_auth_check: bool = False
+    upstream_plans: Path | None = None
     env: list[str] = field(default_factory=list)
     region: list[str] = field(default_factory=list)
     include: list[str] = field(default_factory=list)
@@ -94,6 +95,12 @@ RUN_OPTIONS: dict[str, RunOption] = {
     ),
     "--terraform-bin": RunOption(
         "terraform_bin", "text", "the terraform (or tofu) executable to run", "BIN"
+    ),
+    "--upstream-plans": RunOption(
+        "upstream_plans",
+        "path",
+        "JSON reports of plans other CI jobs made: readers plan against their planned outputs",
+        "DIR",
     ),
     "--skip-auth-check": RunOption(
         "skip_auth_check", "flag", "do not check the AWS identities first (docs/auth.md)"

@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -80,6 +80,7 @@ class RunOptions:
     reviewed: Mapping[str, Result] | None = None
     can_ask_again: bool = False  # a person at the terminal may approve a changed plan
     approved_in_advance: bool = False  # --yes
+    upstream_plans: Mapping[str, Result] = field(default_factory=dict)  # see stack_run.Job
 
 
 def new_run_dir(root: Path, command: str, keep: int = DEFAULT_KEEP_RUNS) -> Path:
@@ -250,6 +251,7 @@ async def run_stacks(
         reviewed=options.reviewed,
         ask_again=ask_again if options.can_ask_again else None,
         approved_in_advance=options.approved_in_advance,
+        upstream_plans=options.upstream_plans,
     )
 
     async def task(node: str, context: TaskContext) -> Result:

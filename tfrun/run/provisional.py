@@ -3,15 +3,13 @@ an upstream in the same run whose plan changes its outputs, or that has no state
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from tfrun import planned, scan
 from tfrun.discovery import Repository, Stack
 from tfrun.files import write_atomically
-from tfrun.run.scheduler import TaskContext
+from tfrun.report import Result
 from tfrun.scan.reads import REMOTE_STATE
 
 # The run's file for a stack: (stack, suffix) -> <run dir>/<stack>.<suffix> (Job.file).
@@ -39,27 +37,25 @@ def _read_names(repo: Repository, stack: Stack, upstreams: dict[str, Stack]) -> 
 
 
 def planned_reads(
-    repo: Repository, stack: Stack, context: TaskContext, run_file: RunFile
+    repo: Repository, stack: Stack, upstreams: Mapping[str, Result], run_file: RunFile
 ) -> tuple[dict[str, Path], dict[str, str]]:
     """{data source name: planned state file written for it}, and {upstream rel: what the
-    plan reads of it} for the summary."""
-    upstreams: dict[str, Stack] = {}
-    for dependency in context.dependencies:
-        result = context.results.get(dependency)
-        if result is not None and result.plan_file is not None and result.has_changes:
-            upstreams[dependency] = repo.stack(stack.root / dependency)
-    if not upstreams:
+    plan reads of it} for the summary. `upstreams`: the plans of this run so far, and those
+    other CI jobs made."""
+    changing = {
+        rel: repo.stack(stack.root / rel)
+        for rel, result in upstreams.items()
+        if result.has_changes and result.outputs_plan is not None
+        and (result.output_changes or result.outputs_plan.get("new"))
+    }  # fmt: skip
+    if not changing:
         return {}, {}
     reads: dict[str, Path] = {}
     described: dict[str, list[str]] = {}
-    plans: dict[str, Any] = {}
-    for name, owner in sorted(_read_names(repo, stack, upstreams).items()):
-        if owner not in plans:
-            shown = run_file(upstreams[owner], ".plan.json").read_text(encoding="utf-8")
-            plans[owner] = json.loads(shown)
-        if not context.results[owner].output_changes and not planned.is_new(plans[owner]):
-            continue  # its applied outputs stay as they are: the real state is right
-        state = planned.planned_state(plans[owner], owner, stack.config.mock_outputs.get(name))
+    for name, owner in sorted(_read_names(repo, stack, changing).items()):
+        view = upstreams[owner].outputs_plan
+        assert view is not None
+        state = planned.planned_state(view, owner, stack.config.mock_outputs.get(name))
         reads[name] = run_file(stack, f".planned.{name}.tfstate")
         write_atomically(reads[name], state.state_json(), private=True)
         described.setdefault(owner, []).append(state.describe(name))

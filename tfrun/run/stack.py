@@ -25,7 +25,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,8 @@ class Job:
     reviewed: Mapping[str, Result] | None = None
     ask_again: AskAgain | None = None  # None: no terminal to ask on
     approved_in_advance: bool = False  # --yes: a plan that changed is applied all the same
+    # Plans of stacks outside this run, made by other CI jobs (--upstream-plans), by stack.
+    upstream_plans: Mapping[str, Result] = field(default_factory=dict)
 
     def file(self, stack: Stack, suffix: str) -> Path:
         return self.run_dir / f"{stack.rel}{suffix}"
@@ -431,20 +433,18 @@ class _StackRun:
             os.chmod(plan_file, PRIVATE_FILE_MODE)  # it holds every variable's value
         changes: Changes = Changes()
         outputs: tuple[str, ...] = ()
+        view = None
         if code == 2:
-            changes, outputs = await self.read_plan(plan_file)
+            changes, outputs, view = await self.read_plan(plan_file)
         # A destroy plan reads no upstream outputs that the run would change first.
-        upstream = tuple(
+        # (Those it read as planned include upstreams that other CI jobs planned.)
+        upstream = tuple(self.planned) + tuple(
             dependency
             for dependency in self.context.dependencies
             if not self.job.destroy_plan
-            and (
-                dependency in self.planned
-                or (
-                    (before := self.context.results.get(dependency)) is not None
-                    and (before.output_changes or before.provisional)
-                )
-            )
+            and dependency not in self.planned
+            and (before := self.context.results.get(dependency)) is not None
+            and (before.output_changes or before.provisional)
         )
         return Result.succeeded(
             reason=self.note,
@@ -454,6 +454,7 @@ class _StackRun:
             output_changes=outputs,
             provisional=upstream,
             planned_outputs=tuple(self.planned.values()),
+            outputs_plan=view,
             attempts=attempts,
             log=self.log,
             plan_file=plan_file,
@@ -462,8 +463,13 @@ class _StackRun:
     async def plan_through_planned_outputs(self, argv: Sequence[str], ok: frozenset[int]) -> int:
         """The plan, with this stack's reads of upstreams that are planned but not applied
         pointed at their planned outputs (planned.py) for this plan only."""
+        results = self.context.results
+        upstreams = {
+            **self.job.upstream_plans,
+            **{rel: results[rel] for rel in self.context.dependencies if rel in results},
+        }
         reads, self.planned = provisional.planned_reads(
-            self.job.repo, self.stack, self.context, self.job.file
+            self.job.repo, self.stack, upstreams, self.job.file
         )
         if not reads:
             return await self.terraform("plan", argv, ok)
@@ -475,7 +481,7 @@ class _StackRun:
         finally:
             planned.remove_override(self.stack.path)
 
-    async def read_plan(self, plan_file: Path) -> tuple[Changes, tuple[str, ...]]:
+    async def read_plan(self, plan_file: Path) -> tuple[Changes, tuple[str, ...], dict[str, Any]]:
         if self.context.stop.requested:
             raise Stopped
         plan_json = self.job.file(self.stack, ".plan.json")
@@ -493,7 +499,9 @@ class _StackRun:
             ) from None
         renames = recreate.detect(plan)
         self.note = recreate.note(renames) if renames else ""
-        return Changes.from_plan(plan if isinstance(plan, dict) else {})
+        shown = plan if isinstance(plan, dict) else {}
+        changes, outputs = Changes.from_plan(shown)
+        return changes, outputs, planned.outputs_view(shown)
 
 
 async def run_stack(stack: Stack, context: TaskContext, job: Job) -> Result:
