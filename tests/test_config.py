@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -307,3 +309,53 @@ def test_good_keys(tmp_path: Path, key: str, expected: str) -> None:
         {"prod-eu-west-1/a/main.tf": "", "prod-eu-west-1/a/stack.hcl": f"key = {json.dumps(key)}"},
     )
     assert repo.stack(tmp_path / "live/prod-eu-west-1/a").key == expected
+
+
+# ---------------------------------------------------------------------------- the cache
+
+FULL_ROOT = ROOT.replace(
+    'dynamodb_table = "acme-locks"',
+    'dynamodb_table = "acme-locks"\n  use_lockfile = true\n'
+    '  role_arn = "arn:aws:iam::111111111111:role/State"\n  kms_key_id = "alias/tfstate"',
+) + (
+    'auth {\n  role_name = "TerraformAdmin"\n  laptop_profile = "sso"\n}\n'
+    "retry { attempts = 3 }\ngraph { strict = true }\n"
+    'timeout = "30m"\nkeep_runs = 5\nterraform_version = ">= 1.10"\n'
+)
+FULL_STACK = {
+    "prod-eu-west-1/a/main.tf": "",
+    "prod-eu-west-1/a/stack.hcl": (
+        'remote_state = { b = "../b" }\nmock_outputs = { b = { ids = ["x"], n = 2 } }\n'
+        'dependencies = ["../b"]\nowner = "team"\nconsumers = ["data"]\n'
+    ),
+    "prod-eu-west-1/b/main.tf": "",
+}
+
+
+def test_a_config_from_the_cache_is_the_config_validated(tmp_path: Path) -> None:
+    cold = repo_with(tmp_path, FULL_STACK, FULL_ROOT).stacks()
+    warm = Repository(tmp_path / "live").stacks()
+    for before, after in zip(cold, warm, strict=True):
+        assert after.config == before.config
+        assert after.config.model_dump() == before.config.model_dump()
+        assert after.config.sources == before.config.sources
+        assert after.config.timeout_s == 1800 and after.config.is_protected("prod")
+
+
+def test_a_warm_load_builds_no_validator_and_an_edit_is_validated(tmp_path: Path) -> None:
+    """pydantic's validators are most of the config's cost; a warm run never needs them."""
+    repo_with(tmp_path, FULL_STACK, FULL_ROOT).stacks()
+    probe = (
+        "import sys; from pathlib import Path; from tfrun import config, discovery; "
+        "discovery.Repository(Path(sys.argv[1])).stacks(); "
+        "print(config.Config.__pydantic_complete__, config.FileConfig.__pydantic_complete__)"
+    )
+    warm = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "live")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert warm.stdout.split() == ["False", "False"], warm
+    # An edit is a new file content: parsed and validated again, errors included.
+    (tmp_path / "live/prod-eu-west-1/a/stack.hcl").write_text('mock_outputs = { "a.b" = {} }\n')
+    with pytest.raises(ConfigError, match="mock_outputs"):
+        Repository(tmp_path / "live").stacks()

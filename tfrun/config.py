@@ -17,7 +17,7 @@ import json
 import os
 import re
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -103,7 +103,9 @@ Duration = Annotated[str | None, AfterValidator(_check_duration)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a warm run takes its configs from the cache (ParseCache) and never needs a
+    # model's validator, whose building is most of this module's import time.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class StateConfig(_Model):
@@ -334,48 +336,98 @@ def _plain_text(text: str, path: Path, where: str) -> str:
     return _TEMPLATE_MARK.sub(lambda mark: mark[0][1:], text)
 
 
+def config_from_dump(dump: Mapping[str, Any]) -> Config:
+    """A `Config` from what `model_dump(mode="json")` gave for it, without validating again
+    (it was valid when dumped; ParseCache keys it by everything it came from)."""
+    values = dict(dump)
+    values["state"] = StateConfig.model_construct(**dump["state"])
+    values["environments"] = {
+        name: Environment.model_construct(**env) for name, env in dump["environments"].items()
+    }
+    values["retry"] = RetryConfig.model_construct(**dump["retry"])
+    values["graph"] = GraphConfig.model_construct(**dump["graph"])
+    values["auth"] = AuthConfig.model_construct(**dump["auth"])
+    values["sources"] = tuple(Path(source) for source in dump["sources"])
+    return Config.model_construct(**values)
+
+
 class ParseCache:
-    """Parsed config files by the sha256 of their bytes, kept in a JSON file between runs.
+    """Config files parsed and validated, by the sha256 of their bytes, and the merged
+    configs built from them, kept in a JSON file between runs.
 
     python-hcl2 takes a few milliseconds per file however small, which on a repository of a
-    thousand stacks is most of discovery. Only a speed-up: a missing or broken cache file
-    means parsing, and one that cannot be written is left be. Entries are shared: read-only.
+    thousand stacks is most of discovery; and validating needs pydantic's validators built,
+    a tenth of a second. Only a speed-up: a missing or broken cache file means parsing, and one
+    that cannot be written is left be. Entries are shared: read-only.
     """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, Any] = {}
         self.used: set[str] = set()
         self.dirty = False
-        # What parsing gives depends on python-hcl2 and on tfrun.hcl's clean-up of its output.
-        source = os.stat(hcl.__file__)
-        self.version = [1, _hcl2_version(), source.st_mtime_ns]
+        # What parsing gives depends on python-hcl2 and on tfrun.hcl's clean-up of its output;
+        # what validating gives, on this module.
+        source, models = os.stat(hcl.__file__), os.stat(__file__)
+        self.version = [2, _hcl2_version(), source.st_mtime_ns, models.st_mtime_ns]
         if path is not None:
             with contextlib.suppress(OSError, ValueError):
                 data = json.loads(path.read_bytes())
                 if isinstance(data, dict) and data.get("version") == self.version:
                     self.entries = data["entries"]
 
+    def _get(self, key: str) -> Any:
+        self.used.add(key)
+        return self.entries.get(key)
+
+    def _put(self, key: str, value: Any) -> Any:
+        self.entries[key] = value
+        self.dirty = True
+        return value
+
+    def load(self, path: Path, *, is_root: bool, is_stack: bool) -> dict[str, Any]:
+        """`load_file`, remembered by the file's content and place."""
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read this file ({exc}).") from None
+        key = f"file {hashlib.sha256(data).hexdigest()} {is_root} {is_stack}"
+        loaded = self._get(key)
+        if loaded is None:
+            loaded = load_file(path, is_root=is_root, is_stack=is_stack, parse=self.parse)
+            self._put(key, loaded)
+        return cast(dict[str, Any], loaded)
+
+    def build(self, files: Sequence[tuple[Path, dict[str, Any]]], root_file: Path) -> Config:
+        """`build`, remembered by everything it is built from."""
+        source = json.dumps([[str(path), data] for path, data in files], sort_keys=True)
+        key = f"config {hashlib.sha256(source.encode()).hexdigest()}"
+        dump = self._get(key)
+        if dump is not None:
+            return config_from_dump(dump)
+        config = build(files, root_file)
+        self._put(key, config.model_dump(mode="json"))
+        return config
+
     def parse(self, path: Path) -> dict[str, Any]:
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read this file ({exc}).") from None
-        sha = hashlib.sha256(data).hexdigest()
-        self.used.add(sha)
-        if sha not in self.entries:
+        key = hashlib.sha256(data).hexdigest()
+        parsed = self._get(key)
+        if parsed is None:
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise ConfigError(f"{path}: cannot read this file ({exc}).") from None
-            self.entries[sha] = parse_text(text, path)
-            self.dirty = True
-        return self.entries[sha]
+            parsed = self._put(key, parse_text(text, path))
+        return cast(dict[str, Any], parsed)
 
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
-        entries = {sha: v for sha, v in self.entries.items() if sha in self.used}
+        entries = {key: v for key, v in self.entries.items() if key in self.used}
         with contextlib.suppress(OSError):
             write_atomically(self.path, json.dumps({"version": self.version, "entries": entries}))
         self.dirty = False

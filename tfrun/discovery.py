@@ -19,9 +19,7 @@ from tfrun.config import (
     STACK_FILE,
     Config,
     ParseCache,
-    build,
     key_path_problem,
-    load_file,
 )
 from tfrun.errors import ConfigError
 
@@ -199,11 +197,8 @@ class Repository:
 
     def _load(self, path: Path, *, is_stack: bool) -> dict[str, Any]:
         if path not in self._files:
-            self._files[path] = load_file(
-                path,
-                is_root=path == self.root_config_file,
-                is_stack=is_stack,
-                parse=self._parsed.parse,
+            self._files[path] = self._parsed.load(
+                path, is_root=path == self.root_config_file, is_stack=is_stack
             )
         return self._files[path]
 
@@ -263,7 +258,7 @@ class Repository:
             loaded = [
                 (f, self._load(f, is_stack=f.name == STACK_FILE or f.parent == path)) for f in files
             ]
-            config = self._configs[files] = build(loaded, self.root_config_file)
+            config = self._configs[files] = self._parsed.build(loaded, self.root_config_file)
         folder_env, path_region = split_env_region(rel_parts[0])
         env = config.env or folder_env
         if env != folder_env and config.is_protected(folder_env):
