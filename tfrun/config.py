@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import os
 import re
@@ -369,7 +368,7 @@ class ParseCache:
         # What parsing gives depends on python-hcl2 and on tfrun.hcl's clean-up of its output;
         # what validating gives, on this module.
         source, models = os.stat(hcl.__file__), os.stat(__file__)
-        self.version = [2, _hcl2_version(), source.st_mtime_ns, models.st_mtime_ns]
+        self.version = [2, hcl.hcl2_version(), source.st_mtime_ns, models.st_mtime_ns]
         if path is not None:
             with contextlib.suppress(OSError, ValueError):
                 data = json.loads(path.read_bytes())
@@ -431,13 +430,6 @@ class ParseCache:
         with contextlib.suppress(OSError):
             write_atomically(self.path, json.dumps({"version": self.version, "entries": entries}))
         self.dirty = False
-
-
-def _hcl2_version() -> str | None:
-    try:
-        return importlib.metadata.version("python-hcl2")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a vendored copy
-        return None
 
 
 def load_file(

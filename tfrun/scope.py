@@ -14,11 +14,14 @@ Pure decisions over the stacks and the graph, like the safety rules: each check 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from tfrun import safety
 from tfrun.discovery import Stack
 from tfrun.errors import RefusedError, UsageError
-from tfrun.graph import Graph
+
+if TYPE_CHECKING:
+    from tfrun.graph import Graph
 
 SHARED_STATE_RULE = "one-state-per-stack"
 

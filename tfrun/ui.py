@@ -13,29 +13,69 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from functools import cache
 from pathlib import Path
-
-from rich import box
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from tfrun import durations
 from tfrun.report import Event, Finished, Notice, Progress, Result, RunReport, Started, Status
 
-# stderr carries tfrun's own messages so that stdout stays terraform's (`tfrun output -json`).
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+    from rich.text import Text
+
+
+class _Rich:
+    """rich, imported when something is first shown: a command that prints nothing of its
+    own (the laptop wrapper's usual case) never pays for it."""
+
+    if TYPE_CHECKING:
+        box: Any
+        Live: type[Live]
+        Table: type[Table]
+        Text: type[Text]
+
+    def __getattr__(self, name: str) -> Any:
+        from rich import box
+        from rich.live import Live
+        from rich.table import Table
+        from rich.text import Text
+
+        self.__dict__.update(box=box, Live=Live, Table=Table, Text=Text)
+        return self.__dict__[name]
+
+
+_R = _Rich()
+
+
+@cache
+def _consoles() -> tuple[Console, Console]:
+    from rich.console import Console
+
+    # stderr carries tfrun's own messages so that stdout stays terraform's (`output -json`).
+    return (
+        Console(stderr=True, highlight=False, soft_wrap=True),
+        Console(highlight=False, soft_wrap=True),
+    )
+
+
+def _err() -> Console:
+    return _consoles()[0]
+
+
+def _out() -> Console:
+    return _consoles()[1]
 
 
 def error(message: str) -> None:
     # Text, not markup: messages quote user input, which may hold "[...]".
-    stderr.print(Text.assemble(("tfrun: error: ", "bold red"), message))
+    _err().print(_R.Text.assemble(("tfrun: error: ", "bold red"), message))
 
 
 def info(message: str) -> None:
-    stderr.print(Text.assemble(("tfrun: ", "dim"), message))
+    _err().print(_R.Text.assemble(("tfrun: ", "dim"), message))
 
 
 def can_ask() -> bool:
@@ -50,7 +90,7 @@ def live_board() -> bool:
 
 def ask(prompt: str) -> str:
     """One line typed by the person at the terminal; empty at end of input."""
-    stderr.print(Text(prompt), end=" ")
+    _err().print(_R.Text(prompt), end=" ")
     try:
         return input()
     except EOFError:
@@ -59,12 +99,12 @@ def ask(prompt: str) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A plain table on stdout: a report a person reads (tfrun whoami)."""
-    shown = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    shown = _R.Table(box=_R.box.SIMPLE_HEAD, pad_edge=False)
     for header in headers:
         shown.add_column(header, overflow="fold")
     for row in rows:
-        shown.add_row(*(Text(cell) for cell in row))
-    stdout.print(shown)
+        shown.add_row(*(_R.Text(cell) for cell in row))
+    _out().print(shown)
 
 
 def out(text: str) -> None:
@@ -97,9 +137,9 @@ _FOLLOW_TICK_S = 0.5
 
 def _changes(result: Result | None, *, provisional: bool = True) -> Text:
     if result is None or result.changes is None:
-        return Text("")
+        return _R.Text("")
     changes = result.changes
-    text = Text.assemble(
+    text = _R.Text.assemble(
         (f"+{changes.add}", "green" if changes.add else "dim"),
         " ",
         (f"~{changes.change}", "yellow" if changes.change else "dim"),
@@ -171,7 +211,7 @@ class RunDisplay:
         self.run_dir = run_dir
         self.heartbeat_s = heartbeat_s
         # Where the logs go: stdout, except in an `output` run, whose stdout is the outputs.
-        self.console = stderr if command == "output" else stdout
+        self.console = _err() if command == "output" else _out()
         # The board renders from rich's refresh thread, and the log follower from its own,
         # while events arrive on the event loop.
         self._lock = threading.Lock()
@@ -183,7 +223,7 @@ class RunDisplay:
 
     def __enter__(self) -> RunDisplay:
         if self.live:
-            self._live = Live(self, console=stderr, refresh_per_second=4, transient=True)
+            self._live = _R.Live(self, console=_err(), refresh_per_second=4, transient=True)
             self._live.start()
         else:
             self._follower = _Follower(self)
@@ -237,7 +277,7 @@ class RunDisplay:
 
     def _block(self, node: str, result: Result, *, shown: int = 0) -> None:
         """The stack's whole log under a header; `shown` bytes of it were streamed already."""
-        header = Text.assemble(
+        header = _R.Text.assemble(
             ("── ", "dim"),
             (node, "bold"),
             " · ",
@@ -258,7 +298,9 @@ class RunDisplay:
         if content:
             console.file.write(content if content.endswith("\n") else content + "\n")
         elif result.reason:  # skipped or refused before a log was started
-            console.print(Text(f"{result.status}: {result.reason}", _STATUS_STYLE[result.status]))
+            console.print(
+                _R.Text(f"{result.status}: {result.reason}", _STATUS_STYLE[result.status])
+            )
         console.file.flush()
 
     def __rich__(self) -> Table:
@@ -266,7 +308,7 @@ class RunDisplay:
             now = time.monotonic()
             running = [node for node in self.nodes if node in self._phase]
             finished = [node for node in self.nodes if node in self._results]
-            budget = max(3, stderr.height - _BOARD_CHROME)
+            budget = max(3, _err().height - _BOARD_CHROME)
             # Running stacks first, then what went wrong, then the rest that finished.
             wrong = [n for n in finished if not self._results[n].ok]
             shown = set(running[:budget])
@@ -274,7 +316,7 @@ class RunDisplay:
                 if len(shown) >= budget:
                     break
                 shown.add(node)
-            table = Table(
+            table = _R.Table(
                 title=f"tfrun {self.command}: {len(finished)}/{len(self.nodes)} done, "
                 f"{len(running)} running",
                 title_justify="left",
@@ -289,10 +331,10 @@ class RunDisplay:
                 result = self._results.get(node)
                 if result is None:
                     elapsed = now - self._started[node]
-                    state = Text(self._phase[node], "cyan")
+                    state = _R.Text(self._phase[node], "cyan")
                 else:
                     elapsed = result.duration_s
-                    state = Text(str(result.status), _STATUS_STYLE[result.status])
+                    state = _R.Text(str(result.status), _STATUS_STYLE[result.status])
                 shown_elapsed = (
                     "" if result and result.status is Status.SKIPPED else durations.show(elapsed)
                 )
@@ -307,15 +349,15 @@ class RunDisplay:
     def summary(self, report: RunReport) -> None:
         # Notes go under the table, one per line: in a column they would be folded into a
         # sliver on an 80-column CI log.
-        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table = _R.Table(box=_R.box.SIMPLE_HEAD, pad_edge=False)
         for column in ("stack", "result", "duration", "changes"):
             table.add_column(column, no_wrap=True)
-        notes = Text()
+        notes = _R.Text()
         for node, result in report.results.items():
             marked = node + (" *" if result.provisional else "")
             table.add_row(
                 marked,
-                Text(str(result.status), _STATUS_STYLE[result.status]),
+                _R.Text(str(result.status), _STATUS_STYLE[result.status]),
                 durations.show(result.duration_s) if result.status is not Status.SKIPPED else "",
                 _changes(result, provisional=False),
             )
@@ -323,16 +365,16 @@ class RunDisplay:
             if note:
                 notes.append(f"  {marked}: ", "bold")
                 notes.append(note + "\n", "" if result.ok else _STATUS_STYLE[result.status])
-        stderr.print(table)
+        _err().print(table)
         if notes:
             notes.rstrip()
-            stderr.print(notes)
+            _err().print(notes)
         counts = report.counts()
         parts = [f"{counts[status]} {status}" for status in Status if counts[status]]
         line = ", ".join(parts) + f" in {durations.show(report.duration_s)}"
         if report.run_dir is not None:
             line += f"; logs in {report.run_dir}"
-        stderr.print(Text(line, "bold red" if counts[Status.FAILED] else "bold"))
+        _err().print(_R.Text(line, "bold red" if counts[Status.FAILED] else "bold"))
 
 
 class _Follower:
@@ -359,7 +401,9 @@ class _Follower:
     def started(self, node: str) -> None:
         with self._print:
             self._told[node] = time.monotonic()
-            self.display.console.print(Text.assemble(("── ", "dim"), (node, "bold"), " · started"))
+            self.display.console.print(
+                _R.Text.assemble(("── ", "dim"), (node, "bold"), " · started")
+            )
             self.display.console.file.flush()
 
     def finished(self, node: str, result: Result) -> None:
@@ -401,7 +445,7 @@ class _Follower:
                 continue
             self._told[node] = now
             elapsed = now - self.display._started.get(node, now)
-            line = Text.assemble(
+            line = _R.Text.assemble(
                 ("── ", "dim"), (node, "bold"), f" · still {phase} · {durations.show(elapsed)}"
             )
             last = _last_line(self._log(node))
@@ -424,7 +468,7 @@ def _last_line(log: Path, tail: int = 4096) -> str:
 
 def removals(found: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> None:
     """What the reviewed plans destroy and replace, by address, before the one approval."""
-    lines = Text()
+    lines = _R.Text()
     for rel, (destroyed, replaced) in found.items():
         for label, addresses, style in (
             ("destroys", destroyed, "red"),
@@ -435,7 +479,7 @@ def removals(found: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> None:
                 lines.append(", ".join(addresses) + "\n", style)
     if lines:
         lines.rstrip()
-        stderr.print(Text("Resources these plans remove:\n", "bold red") + lines)
+        _err().print(_R.Text("Resources these plans remove:\n", "bold red") + lines)
 
 
 def print_outputs(outputs: Mapping[str, str | None], *, as_json: bool) -> None:

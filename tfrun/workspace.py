@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tfrun import graph as graphs
 from tfrun import scan, terraform
 from tfrun.discovery import Repository, Stack, real_path
 from tfrun.errors import ConfigError
 from tfrun.generate import GeneratedFile
+
+if TYPE_CHECKING:
+    from tfrun import graph as graphs
 
 
 class Workspace:
@@ -43,6 +46,8 @@ class Workspace:
 
     @cached_property
     def graph(self) -> graphs.Graph:
+        from tfrun import graph as graphs
+
         return graphs.build(self.stacks, self.facts)
 
     @cached_property

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tfrun import auth, generate, planned, process, recreate, safety, scope, tfargs, ui
-from tfrun import graph as graphs
-from tfrun.commands import approval, reviewed_apply
+from tfrun.commands import approval
 from tfrun.commands.run_args import RunArgs
 from tfrun.discovery import Stack, is_stack_dir
 from tfrun.errors import ConfigError, RefusedError, UsageError
@@ -43,6 +42,8 @@ def select_stacks(workspace: Workspace, args: RunArgs) -> Selection:
     if not args.run_all and not selecting and is_stack_dir(start) and start != workspace.root:
         # One stack: no need to read the rest of the repository's .tf files.
         return Selection([workspace.repo.stack(start)], foreground=True)
+    from tfrun import graph as graphs  # many stacks: the whole repository's graph
+
     whole = workspace.graph
     stacks = graphs.select(
         whole,
@@ -234,6 +235,8 @@ def run(args: RunArgs) -> int:
     )
     generate.ensure_gitignore(workspace.root)
     if reviewed:
+        from tfrun.commands import reviewed_apply
+
         return reviewed_apply.run(stacks, selection.waits, args, options, confirmations)
     report = engine.run(stacks, selection.waits, args.command, args.tf_args, options)
     if args.command == "output" and not foreground and report.run_dir is not None:

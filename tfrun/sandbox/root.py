@@ -20,7 +20,6 @@ from tfrun.sandbox.server import (
     STATE_FILE,
     Sandbox,
     SandboxError,
-    our_server,
     read_state,
     start_server,
     state_dir_for,
@@ -90,6 +89,12 @@ def _started(record: Record) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _our_server(pid: int, port: int) -> bool:
+    from tfrun.sandbox import server_process  # psutil: only where a sandbox is recorded
+
+    return server_process.our_server(pid, port) is not None
+
+
 def lookup(root: Path) -> Record | None:
     """This live root's sandbox record, as it is (None: there is none). Cheap: one small file
     and one process table entry, for it is read by every command."""
@@ -98,7 +103,7 @@ def lookup(root: Path) -> Record | None:
     if not state_file.exists():
         return None
     box = read_state(state_dir)
-    running = box is not None and our_server(box.pid, box.port) is not None
+    running = box is not None and _our_server(box.pid, box.port)
     return Record(state_file, box, running)
 
 

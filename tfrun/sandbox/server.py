@@ -11,15 +11,12 @@ import re
 import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
 from filelock import FileLock
 
 from tfrun import process
@@ -43,7 +40,6 @@ INSTALL_HINT = "pip install 'tfrun[sandbox]'"
 # AWS CLI keeps its own: someone may yet paste a real key into them.
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
-_SERVER_MODULE = "moto.server"
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_.+=,@-]+")
 
 
@@ -170,54 +166,10 @@ def _free_port() -> int:
         return port
 
 
-def _process(pid: int) -> psutil.Process | None:
-    try:
-        return psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return None
-
-
-def _alive(server: psutil.Process) -> bool:
-    """Running and not a zombie. A dead server stays a zombie until its parent collects it:
-    the tfrun that started it, or an init that never does, as in some containers."""
-    try:
-        return server.is_running() and server.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        # It exists, and only its owner may see more of it.
-        return True
-
-
-def our_server(pid: int, port: int) -> psutil.Process | None:
-    """A recorded pid may since belong to another program; only moto on our port is ours."""
-    try:
-        server = psutil.Process(pid)
-        argv = server.cmdline()
-    except psutil.Error:
-        # Gone, or another user's: tfrun started its server as this user.
-        return None
-    if not _alive(server) or _SERVER_MODULE not in argv or str(port) not in argv:
-        return None
-    return server
-
-
-def _exits_within(server: psutil.Process, timeout: float) -> bool:
-    """Wait for the server to end; a child of this process is collected on the way."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            server.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
-            return True
-        except psutil.TimeoutExpired:
-            # psutil waits for a zombie that is not our child to vanish, which it may never do.
-            if not _alive(server):
-                return True
-        if time.monotonic() >= deadline:
-            return False
-
-
 def _answers(endpoint: str) -> bool:
+    import urllib.error
+    import urllib.request
+
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(f"{endpoint}/moto-api/data.json", timeout=2) as response:
@@ -264,6 +216,8 @@ def start_server(
     state_dir: Path, *, port: int | None = None, timeout: float = START_TIMEOUT_S
 ) -> Sandbox:
     """Start moto on 127.0.0.1 (a free port unless one is given) and wait until it answers."""
+    from tfrun.sandbox import server_process
+
     _require_moto()
     state_dir = state_dir.resolve()
     _make_private_dir(state_dir)
@@ -274,13 +228,13 @@ def start_server(
     offset = log_file.stat().st_size if log_file.exists() else 0
     started = datetime.now().astimezone().isoformat(timespec="seconds")
     pid = process.spawn_detached(
-        [sys.executable, "-m", _SERVER_MODULE, "-H", HOST, "-p", str(port)], log_file
+        [sys.executable, "-m", server_process.SERVER_MODULE, "-H", HOST, "-p", str(port)], log_file
     )
     box = _sandbox_at(state_dir, pid, port, started)
-    server = _process(pid)
+    server = server_process.find_process(pid)
     deadline = time.monotonic() + timeout
     while True:
-        if server is None or not _alive(server):
+        if server is None or not server_process.alive(server):
             raise SandboxError(
                 f"moto's server (pid {pid}) exited while starting on {HOST}:{port}. "
                 f"The end of its log {log_file}:\n{_log_tail(log_file, offset)}"
@@ -296,7 +250,7 @@ def start_server(
             )
         time.sleep(0.1)
     # Something else may have answered on the port while our server was failing to bind it.
-    if our_server(pid, port) is None:
+    if server_process.our_server(pid, port) is None:
         raise SandboxError(
             f"Another program answers on {HOST}:{port} and moto's server (pid {pid}) could "
             f"not take the port. The end of its log {log_file}:\n{_log_tail(log_file, offset)}"
@@ -310,7 +264,11 @@ def stop(box: Sandbox, timeout: float = STOP_TIMEOUT_S) -> None:
 
     psutil signals only the process it looked at, never another that took its pid since.
     """
-    server = our_server(box.pid, box.port)
+    import psutil
+
+    from tfrun.sandbox import server_process
+
+    server = server_process.our_server(box.pid, box.port)
     if server is None:
         return
     for send in (server.terminate, server.kill):
@@ -323,7 +281,7 @@ def stop(box: Sandbox, timeout: float = STOP_TIMEOUT_S) -> None:
                 f"tfrun may not stop moto's server (pid {box.pid}). "
                 f"Stop it by hand, then remove {box.state_dir}."
             ) from None
-        if _exits_within(server, timeout):
+        if server_process.exits_within(server, timeout):
             return
     raise SandboxError(
         f"moto's server (pid {box.pid}) did not stop, even after SIGKILL. "

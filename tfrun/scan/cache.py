@@ -7,7 +7,6 @@ inode) per path saves even reading the file when nothing changed.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import os
 import time
@@ -15,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tfrun import hcl
 from tfrun.files import write_atomically
 from tfrun.scan.blocks import Facts
 
@@ -125,7 +125,4 @@ class Cache:
 
 def _version(extraction: int) -> list[object]:
     # Unusual blocks are read by python-hcl2, so its version is part of what facts depend on.
-    try:
-        return [extraction, importlib.metadata.version("python-hcl2")]
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a vendored copy
-        return [extraction, None]
+    return [extraction, hcl.hcl2_version()]
