@@ -183,6 +183,11 @@ CASES: dict[str, tuple[Change, list[tuple[str, int, str]], Change]] = {
     ),
     # terraform's version comes from the fake terraform below, as tfenv's does: the live root's
     # .terraform-version (1.9.8 without one).
+    "unknown-mock-read": (
+        {f"live/{DATA}/stack.hcl": 'owner = "data-team"\nmock_outputs = { netwrk = { a = 1 } }\n'},
+        [(f"{DATA}/stack.hcl", 0, DATA)],
+        {f"live/{DATA}/stack.hcl": 'owner = "data-team"\nmock_outputs = { network = { a = 1 } }\n'},
+    ),
     "dynamodb-only-lock": (
         {"live/.terraform-version": "1.11.4\n"},
         [("tfrun.hcl", 0, DATA), ("tfrun.hcl", 0, NETWORK)],

@@ -119,3 +119,14 @@ def test_the_override_points_each_read_at_its_state_and_is_recognised_in_a_plan_
     assert not planned.is_provisional_plan(tmp_path / "missing.tfplan")
     planned.remove_override(tmp_path)
     assert not written.exists()
+
+
+def test_a_value_the_upstream_planned_from_a_placeholder_is_a_placeholder() -> None:
+    """platform planned deploy_role_arn from iam's placeholder: its readers get no more."""
+    stood_in = planned.placeholder("shared-services/iam", "arns")
+    shown = plan(
+        {"arn": {"sensitive": False, "type": "string", "value": stood_in}},
+        {"arn": change(stood_in)},
+    )
+    state = planned.planned_state(shown, UP)
+    assert (state.planned, state.placeholders) == ((), ("arn",))

@@ -149,6 +149,7 @@ def test_nothing_to_apply_asks_nothing_and_applies_nothing(repo: FakeRepo, tmp_p
 def test_without_a_terminal_or_yes_nothing_runs(repo: FakeRepo) -> None:
     result = run_cli(["run-all", "apply", "--env", "staging"], repo.live, repo.env)
     result.assert_exit(int(ExitCode.BAD_CONFIG))
+    assert "'tfrun run-all apply' over 3 stacks" in result.stderr
     assert "Add --yes" in result.stderr
     assert repo.records() == []
 
@@ -180,13 +181,15 @@ def test_upstream_plans_must_be_a_folder_of_tfrun_reports(repo: FakeRepo, tmp_pa
         ["plan", PLATFORM, "--upstream-plans", str(tmp_path / "nope")], repo.live, repo.env
     )
     missing.assert_exit(int(ExitCode.BAD_CONFIG))
-    assert f"--upstream-plans {tmp_path / 'nope'}: no such folder" in missing.stderr
+    assert f"--upstream-plans {tmp_path / 'nope'}: no such folder or file" in missing.stderr
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "x.json").write_text('{"stacks": [{"status": "succeeded"}]}')
     broken = run_cli(["plan", PLATFORM, "--upstream-plans", str(reports)], repo.live, repo.env)
     broken.assert_exit(int(ExitCode.BAD_CONFIG))
-    assert f"{reports / 'x.json'} is not a tfrun JSON report" in broken.stderr
+    said = " ".join(broken.stderr.split())
+    assert f"{reports / 'x.json'} is not a report of 'tfrun plan --json'" in said, said
+    assert "(it has no list of stacks)" in said
     assert repo.records() == []
 
 
@@ -211,3 +214,31 @@ def test_a_plan_reads_the_planned_outputs_of_another_jobs_report(
     (result,) = json.loads((tmp_path / "r.json").read_text())["stacks"]
     assert result["provisional_because"] == [NETWORK]
     assert result["planned_outputs"] == [f"{NETWORK}: network (placeholder vpc_id)"]
+    # One report, named as a file, serves as well as the folder.
+    argv[argv.index(str(reports))] = str(reports / "network.json")
+    run_cli(argv, repo.live, repo.env).assert_success()
+    (again,) = json.loads((tmp_path / "r.json").read_text())["stacks"]
+    assert again["provisional_because"] == [NETWORK]
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        ("Invalid index: data.terraform_remote_state.network.outputs.ids[2]", "waiting"),
+        ('cannot convert "tfrun-placeholder:x.y" to number', "waiting"),
+        # Not what it read as planned: the real state of another stack. A failure.
+        ("Invalid index: data.terraform_remote_state.iam.outputs.roles[var.env]", "failed"),
+    ],
+)
+def test_a_provisional_plan_waits_only_when_it_failed_on_what_it_read_as_planned(
+    repo: FakeRepo, tmp_path: Path, error: str, status: str
+) -> None:
+    repo.fake(NETWORK, {"changes": {"add": 1, "outputs": ["vpc_id"]}})
+    repo.fake(PLATFORM, {"plan": {"fail_first": 1, "message": error}})
+    argv = ["run-all", "plan", "--env", "staging", "--json", str(tmp_path / "r.json")]
+    run_cli(argv, repo.live, repo.env)
+    result = report(tmp_path)[PLATFORM]
+    assert result["status"] == status, result
+    if status == "waiting":
+        assert result["reason"].startswith(f"waiting for {NETWORK} to be applied")
+        assert result["has_changes"] is True

@@ -379,3 +379,25 @@ def test_real_terraform_follows_an_explicit_switch(
         f"{box.endpoint}" in other.stderr
     )
     assert state_backend.object_keys() == [key]
+
+
+def test_an_environment_added_after_up_gets_its_profile(live: Live) -> None:
+    """The new environment's profile is defined in the sandbox by the next command that
+    runs terraform; no second `tfrun sandbox up` is needed (and its state is kept)."""
+    live.tfrun("sandbox", "up").assert_success()
+    box = sandbox.current(live.root)
+    assert box is not None
+    root = live.root / "tfrun.hcl"
+    root.write_text(
+        root.read_text().replace(
+            "environments {\n",
+            'environments {\n  qa = { account_id = "444444444444", profile = "qa" }\n',
+        )
+    )
+    write_tree(live.root, {"qa-eu-west-1/network/main.tf": 'output "a" { value = 1 }\n'})
+    assert "[profile qa]" not in box.config_file.read_text()
+    live.tfrun("plan", "qa-eu-west-1/network").assert_success()
+    config = box.config_file.read_text()
+    assert "[profile qa]" in config and "[profile staging]" in config
+    assert "[qa]" in box.credentials_file.read_text()
+    assert sandbox.current(live.root) == box  # the same sandbox

@@ -192,8 +192,22 @@ class Repository:
     @property
     def root_endpoint(self) -> str | None:
         """`endpoint` from the root config: a setting of the whole repository."""
-        endpoint = self._load(self.root_config_file, is_stack=False).get("endpoint")
+        endpoint = self.root_settings.get("endpoint")
         return endpoint if isinstance(endpoint, str) else None
+
+    @property
+    def root_settings(self) -> dict[str, Any]:
+        """What the root tfrun.hcl says, validated (not merged with any other file)."""
+        return self._load(self.root_config_file, is_stack=False)
+
+    def profiles(self) -> dict[str, str]:
+        """Every AWS profile the root config names, with the state's region: what a sandbox
+        must define."""
+        settings = self.root_settings
+        state, auth = settings.get("state") or {}, settings.get("auth") or {}
+        named = [env.get("profile") for env in (settings.get("environments") or {}).values()]
+        named += [state.get("profile"), auth.get("laptop_profile")]
+        return {name: str(state.get("region")) for name in named if isinstance(name, str)}
 
     def _load(self, path: Path, *, is_stack: bool) -> dict[str, Any]:
         if path not in self._files:

@@ -44,6 +44,8 @@ RULES: dict[str, str] = {
     "tfrun no longer writes, or that a person wrote in its place",
     "dynamodb-only-lock": "state locked only by a DynamoDB table while terraform is 1.10 or "
     "newer, which locks in S3 itself (use_lockfile) and deprecates dynamodb_table",
+    "unknown-mock-read": "mock_outputs names a remote-state read the stack does not have, so "
+    "no provisional plan ever uses it",
 }
 # Built into terraform itself (terraform_data, terraform_remote_state): nothing to pin.
 BUILTIN_PROVIDERS = frozenset({"terraform"})
@@ -104,6 +106,7 @@ def check(inputs: Inputs, selected: Collection[str]) -> list[Finding]:
     findings += unknown_keys(graph, selected)
     findings += unresolved_reads(graph, selected)
     findings += unlisted_consumers(graph, inputs.facts, selected)
+    findings += unknown_mock_reads(graph, inputs.facts, selected)
     for stack in chosen:
         own = inputs.sources.get(stack.rel, ())
         used = [
@@ -170,6 +173,31 @@ def unresolved_reads(graph: Graph, selected: Collection[str]) -> list[Finding]:
         place = f.read.via[0] if f.read.via else f.read
         file = _rel(place.file, graph.root)
         findings.append(Finding(file, place.line, f.stack, "unresolved-read", f.message))
+    return findings
+
+
+def unknown_mock_reads(
+    graph: Graph, facts: Mapping[str, StackFacts], selected: Collection[str]
+) -> list[Finding]:
+    """mock_outputs for a read the stack has not got (a typo): its mocks would never stand in."""
+    findings = []
+    for rel in sorted(selected):
+        stack = graph.stacks[rel]
+        reads = set(stack.config.remote_state)
+        reads |= {read.name for read in facts[rel].reads if not read.via}
+        for name in sorted(set(stack.config.mock_outputs) - reads):
+            known = ", ".join(sorted(reads)) or "none"
+            findings.append(
+                Finding(
+                    _rel(config_file(stack), graph.root),
+                    0,
+                    rel,
+                    "unknown-mock-read",
+                    f"mock_outputs names '{name}', but the stack reads no "
+                    f'data "terraform_remote_state" "{name}" (its reads: {known}). Name the '
+                    "read as its data source is named.",
+                )
+            )
     return findings
 
 

@@ -30,8 +30,11 @@ HEADER = (
 )
 
 
+PLACEHOLDER_MARK = "tfrun-placeholder:"
+
+
 def placeholder(upstream: str, output: str) -> str:
-    return f"tfrun-placeholder:{upstream}.{output}"
+    return f"{PLACEHOLDER_MARK}{upstream}.{output}"
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,9 @@ def planned_state(
     typed = (plan.get("planned_values") or {}).get("outputs") or {}
     changes = plan.get("output_changes") or {}
     outputs: dict[str, Any] = {}
-    planned, placeholders, mocked = [], [], []
+    planned: list[str] = []
+    placeholders: list[str] = []
+    mocked: list[str] = []
     for name in sorted(set(typed) | set(changes)):
         change = changes.get(name) or {}
         if "delete" in (change.get("actions") or ()):
@@ -120,7 +125,9 @@ def planned_state(
         if not unknown and ("value" in known or change):
             value = known.get("value", change.get("after"))
             kind = known.get("type") or cty_type(value)
-            planned.append(name)
+            # A value the upstream itself planned from a placeholder is no more known.
+            stood_in = PLACEHOLDER_MARK in json.dumps(value)
+            (placeholders if stood_in else planned).append(name)
         elif name in mocks:
             value, kind = mocks[name], cty_type(mocks[name])
             mocked.append(name)

@@ -91,6 +91,7 @@ def _aws(
     env = dict(base)
     running = _sandbox_in_use(repo, base)
     if running is not None:
+        sandbox.ensure_profiles(running, repo.profiles())
         env.update(running.environ())
     endpoint = (
         base.get(ENDPOINT_VARIABLE)

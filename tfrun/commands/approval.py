@@ -23,8 +23,9 @@ def can_approve(args: RunArgs, stacks: list[Stack]) -> None:
     """A command that changes infrastructure needs --yes or a terminal to ask on."""
     if args.command in tfargs.NEEDS_APPROVAL and not args.yes and not ui.can_ask():
         what = f"over {len(stacks)} stacks " if len(stacks) > 1 else ""
+        command = f"run-all {args.command}" if args.run_all else args.command
         raise UsageError(
-            f"'tfrun {args.command}' {what}changes infrastructure and there is no terminal to "
+            f"'tfrun {command}' {what}changes infrastructure and there is no terminal to "
             "ask for approval. Add --yes to approve it in advance."
         )
 

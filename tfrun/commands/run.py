@@ -120,11 +120,14 @@ def upstream_plans(folder: Path | None, stacks: list[Stack]) -> dict[str, Result
     jobs), by stack, leaving out the stacks this run plans itself."""
     if folder is None:
         return {}
-    if not folder.is_dir():
-        raise UsageError(f"--upstream-plans {folder}: no such folder. Nothing ran.")
+    if not folder.exists():
+        raise UsageError(
+            f"--upstream-plans {folder}: no such folder or file; name the folder of the other "
+            "plan jobs' JSON reports (--json), or one report. Nothing ran."
+        )
     ours = {stack.rel for stack in stacks}
     found: dict[str, Result] = {}
-    for path in sorted(folder.rglob("*.json")):
+    for path in [folder] if folder.is_file() else sorted(folder.rglob("*.json")):
         try:
             entries = json.loads(path.read_text(encoding="utf-8"))["stacks"]
             for entry in entries:
@@ -136,9 +139,10 @@ def upstream_plans(folder: Path | None, stacks: list[Stack]) -> dict[str, Result
                     outputs_plan=entry["outputs_plan"],
                 )
         except (OSError, ValueError, KeyError, TypeError) as exc:
+            why = "it is not JSON" if isinstance(exc, ValueError) else "it has no list of stacks"
             raise UsageError(
-                f"--upstream-plans: {path} is not a tfrun JSON report ({type(exc).__name__}: "
-                f"{exc}). Nothing ran."
+                f"--upstream-plans: {path} is not a report of 'tfrun plan --json' ({why}); the "
+                "folder must hold only such reports. Nothing ran."
             ) from None
     return found
 

@@ -152,6 +152,8 @@ class _StackRun:
         self.lock_fd: int | None = None  # the stack lock, which each terraform inherits
         # Upstreams this plan reads as planned, not applied: {rel: what it read of each}.
         self.planned: dict[str, str] = {}
+        # The reads pointed at planned outputs, and where in the log their plan began.
+        self.overridden: tuple[tuple[str, ...], int] = ((), 0)
 
     def write_log(self, line: str) -> None:
         with os.fdopen(open_private(self.log), "a", encoding="utf-8") as handle:
@@ -324,13 +326,15 @@ class _StackRun:
             code = await self.output(argv)
         else:
             code = await self.terraform(job.command, argv, ok, terminal=job.foreground)
-        if code not in ok and self.planned:
+        if code not in ok and self.planned and self.failed_on_planned_outputs():
             waited = ", ".join(self.planned)
+            their = "their" if len(self.planned) > 1 else "its"
             return Result.waiting(
-                f"waiting for {waited} to be applied: the plan read its planned outputs and "
-                f"failed ({self.error or f'exit {code}'})",
+                f"waiting for {waited} to be applied: the plan read {their} planned outputs "
+                f"and failed on them ({self.error or f'exit {code}'})",
                 provisional=tuple(self.planned),
                 planned_outputs=tuple(self.planned.values()),
+                has_changes=True,
                 exit_code=code,
                 attempts=self.attempts,
                 log=self.log,
@@ -420,6 +424,15 @@ class _StackRun:
             pulled.unlink()
         return code
 
+    def failed_on_planned_outputs(self) -> bool:
+        """Whether the failed provisional plan failed on what it read as planned (a
+        placeholder, or an expression of such a read), not on something else."""
+        names, offset = self.overridden
+        said = logs.tail(self.log, offset)
+        return planned.PLACEHOLDER_MARK in said or any(
+            f"data.terraform_remote_state.{name}" in said for name in names
+        )
+
     def applied(self) -> Changes | None:
         """An apply's or a destroy's counts, as terraform summed them up at its end."""
         if self.job.foreground or self.job.command not in ("apply", "destroy"):
@@ -475,6 +488,7 @@ class _StackRun:
             return await self.terraform("plan", argv, ok)
         listing = "; ".join(self.planned.values())
         self.write_log(f"tfrun: provisional plan: reads the planned outputs of {listing}")
+        self.overridden = (tuple(reads), self.log.stat().st_size)
         planned.write_override(self.stack.path, reads)
         try:
             return await self.terraform("plan", argv, ok)

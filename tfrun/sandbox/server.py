@@ -304,6 +304,15 @@ def _profile_regions(config_file: Path) -> dict[str, str]:
     return regions
 
 
+def ensure_profiles(box: Sandbox, regions: Mapping[str, str]) -> None:
+    """Add the profiles the sandbox does not define yet: an environment added to the config
+    after `tfrun sandbox up` works without another `up`."""
+    defined = _profile_regions(box.config_file)
+    missing = {name: region for name, region in regions.items() if name not in defined}
+    if missing:
+        write_profiles(box, missing)
+
+
 def write_profiles(box: Sandbox, regions: Mapping[str, str], *, replace: bool = False) -> None:
     for name in regions:
         if not _PROFILE_NAME.fullmatch(name):
