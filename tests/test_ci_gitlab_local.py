@@ -202,6 +202,34 @@ def job_events(output: str) -> list[tuple[str, str]]:
     return events
 
 
+def run_pipeline(executable: str, top: Path, tf_env: dict[str, str]) -> str:
+    """child.yml in `top` run by gitlab-ci-local as runners would run it; its output, after
+    checking that every job passed."""
+    env = cli_environ(tf_env)
+    # The jobs call `tfrun`: this checkout's, from the interpreter running the tests.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    done = subprocess.run(
+        [
+            executable,
+            "--file", "child.yml",
+            "--force-shell-executor",  # no docker here; the jobs name no image anyway
+            "--shell-isolation",  # each job in its own copy of the tracked files, like a runner
+            "--no-artifacts-to-source",
+            "--no-color",
+            "--max-job-name-padding", "0",
+        ],
+        cwd=top,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=480,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    return output
+
+
 @pytest.mark.slow
 def test_the_child_pipeline_runs_with_gitlab_ci_local(
     gitlab_ci_local: tuple[str, Path],
@@ -239,29 +267,7 @@ def test_the_child_pipeline_runs_with_gitlab_ci_local(
     plans = [name for name in yaml.safe_load(generated.stdout) if name.startswith("plan ")]
     assert plans == [f"plan {rel}" for rel in expected]
 
-    env = cli_environ(tf_env)
-    # The jobs call `tfrun`: this checkout's, from the interpreter running the tests.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    executable = gitlab_ci_local[0]
-    done = subprocess.run(
-        [
-            executable,
-            "--file", "child.yml",
-            "--force-shell-executor",  # no docker here; the jobs name no image anyway
-            "--shell-isolation",  # each job in its own copy of the tracked files, like a runner
-            "--no-artifacts-to-source",
-            "--no-color",
-            "--max-job-name-padding", "0",
-        ],
-        cwd=top,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=480,
-    )  # fmt: skip
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
+    output = run_pipeline(gitlab_ci_local[0], top, tf_env)
 
     events = job_events(output)
     order = [job for job, what in events if what == "end"]
@@ -323,27 +329,7 @@ def test_a_merge_request_of_a_new_environment_plans_every_stack(
         ["ci", "gitlab", "--base", "HEAD~1", "--plan-only"], top, tf_env
     ).assert_success()
     (top / "child.yml").write_text(generated.stdout, encoding="utf-8")
-    env = cli_environ(tf_env)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    done = subprocess.run(
-        [
-            gitlab_ci_local[0],
-            "--file", "child.yml",
-            "--force-shell-executor",
-            "--shell-isolation",
-            "--no-artifacts-to-source",
-            "--no-color",
-            "--max-job-name-padding", "0",
-        ],
-        cwd=top,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=480,
-    )  # fmt: skip
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
+    output = run_pipeline(gitlab_ci_local[0], top, tf_env)
     events = job_events(output)
     assert events.index((f"plan {S}/up", "end")) < events.index((f"plan {S}/down", "start"))
     for job in (f"plan {S}/up", f"plan {S}/down", "summary"):
