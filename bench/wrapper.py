@@ -5,7 +5,7 @@ machine's noise falls on both alike; the medians, their ratio and the time tfrun
 
     python bench/wrapper.py [--repeat 15]
 
-Targets (issue 12): output ≤ 1.10× and under 0.1 s added; plan ≤ 1.02×.
+Targets (issue 12): output at most 1.10x and under 0.1 s added; plan at most 1.02x.
 """
 
 from __future__ import annotations
