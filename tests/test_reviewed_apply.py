@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fake_terraform import FakeRepo
-from helpers import Terminal, run_cli
+from helpers import Terminal, run_cli, write_tree
 
 from tfrun.errors import ExitCode
 
@@ -242,3 +242,32 @@ def test_a_provisional_plan_waits_only_when_it_failed_on_what_it_read_as_planned
     if status == "waiting":
         assert result["reason"].startswith(f"waiting for {NETWORK} to be applied")
         assert result["has_changes"] is True
+
+
+def test_a_waiting_stack_on_a_protected_environment_is_checked_when_planned_again(
+    repo: FakeRepo, tmp_path: Path
+) -> None:
+    """prod's platform waits for prod's network (no plan to review yet): that is no reason to
+    refuse the run; its plan is checked by the safety rules once it is made."""
+    prod_platform = "prod-eu-west-1/platform"
+    write_tree(
+        repo.live, {f"{prod_platform}/main.tf": "", f"{prod_platform}/stack.hcl": READS_NETWORK}
+    )
+    repo.fake("prod-eu-west-1/network", {"changes": {"add": 1, "outputs": ["vpc_id"]}})
+    error = "Invalid index: data.terraform_remote_state.network.outputs.ids[2]"
+    repo.fake(prod_platform, {"changes": {"add": 1}, "plan": {"fail_first": 1, "message": error}})
+    # A GitLab job that is not manual may apply to prod but not destroy there.
+    env = {**repo.env, "GITLAB_CI": "true", "CI": "true", "CI_PIPELINE_SOURCE": "push"}
+    argv = ["run-all", "apply", "--env", "prod", "--yes", "--json", str(tmp_path / "r.json")]
+    run_cli(argv, repo.live, env).assert_success()
+    assert commands(repo, prod_platform)[-1] == "apply platform.tfplan"
+
+
+def test_when_every_plan_failed_it_does_not_say_there_is_nothing_to_apply(
+    repo: FakeRepo, tmp_path: Path
+) -> None:
+    for rel in (NETWORK, DATA):
+        repo.fake(rel, {"changes": {"add": 1}, "plan": {"exit": 1}})
+    result = run_cli(["run-all", "apply", "--env", "staging", "--yes"], repo.live, repo.env)
+    result.assert_exit(int(ExitCode.STACK_FAILED))
+    assert "Nothing to apply" not in result.stderr

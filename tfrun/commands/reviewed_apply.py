@@ -38,10 +38,11 @@ def run(
     if plans.interrupted:
         return engine.exit_code(plans, planning)
     results = plans.results
+    # The plans there are: a waiting stack has none yet (its new plan is checked when made).
     shown = {
         stack.rel: review.load_plan(run_dir / "plan" / f"{stack.rel}.plan.json")
         for stack in stacks
-        if results[stack.rel].has_changes
+        if results[stack.rel].ok and results[stack.rel].has_changes
     }
     safety.check_reviewed_plans(
         [
@@ -58,7 +59,8 @@ def run(
         or result.status is Status.WAITING
     ]
     if not pending:
-        ui.info("Nothing to apply: no stack's plan changes anything.")
+        if all(result.ok for result in results.values()):
+            ui.info("Nothing to apply: no stack's plan changes anything.")
         return engine.exit_code(plans, planning)
     ui.removals({rel: review.removals(plan) for rel, plan in shown.items()})
     confirm_once(args, pending, confirmations)
