@@ -99,6 +99,12 @@ def test_the_state_file_is_terraforms_format_4_with_no_resources() -> None:
 def test_a_stack_with_resources_in_state_is_not_new() -> None:
     assert planned.is_new(plan({}, {}))
     assert not planned.is_new(plan({}, {}, resources=True))
+    # The data sources the plan read are in its prior state; a new stack is still new.
+    read = {"address": "data.terraform_remote_state.up", "mode": "data"}
+    only_reads = {"prior_state": {"values": {"root_module": {"resources": [read]}}}}
+    assert planned.is_new(only_reads)
+    nested = {"child_modules": [{"resources": [{"address": "module.m.aws_vpc.a"}]}]}
+    assert not planned.is_new({"prior_state": {"values": {"root_module": nested}}})
 
 
 def test_the_override_points_each_read_at_its_state_and_is_recognised_in_a_plan_file(

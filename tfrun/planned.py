@@ -145,9 +145,17 @@ def planned_state(
 
 
 def is_new(plan: Mapping[str, Any]) -> bool:
-    """Whether the stack has no resources in state yet: its outputs exist only once applied."""
+    """Whether the stack has no resources in state yet: its outputs exist only once applied.
+    (The data sources a plan read are in its prior state too; they do not count.)"""
+
+    def managed(module: Mapping[str, Any]) -> bool:
+        resources = module.get("resources") or ()
+        return any(r.get("mode", "managed") == "managed" for r in resources) or any(
+            managed(child) for child in module.get("child_modules") or ()
+        )
+
     prior = ((plan.get("prior_state") or {}).get("values") or {}).get("root_module") or {}
-    return not prior.get("resources") and not prior.get("child_modules")
+    return not managed(prior)
 
 
 def outputs_view(plan: Mapping[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,10 @@ from tfrun.run.locks import (
 )
 from tfrun.run.scheduler import Stopped, TaskContext
 
+# terraform's words for a remote state that does not exist, and for a saved plan made before
+# the state changed.
+MISSING_STATE = "Unable to find remote state"
+STALE_PLAN = "Saved plan is stale"
 # Where a background `output` keeps terraform's stdout; absent when the stack has no state.
 OUTPUT_SUFFIX = ".output"
 PLAN_OK = frozenset({0, 2})  # with -detailed-exitcode: 2 is "succeeded, with changes"
@@ -154,6 +158,13 @@ class _StackRun:
         self.planned: dict[str, str] = {}
         # The reads pointed at planned outputs, and where in the log their plan began.
         self.overridden: tuple[tuple[str, ...], int] = ((), 0)
+
+    def log_size(self) -> int:
+        """Where the next command's output will start in the log (which may not exist yet)."""
+        try:
+            return self.log.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def write_log(self, line: str) -> None:
         with os.fdopen(open_private(self.log), "a", encoding="utf-8") as handle:
@@ -326,13 +337,13 @@ class _StackRun:
             code = await self.output(argv)
         else:
             code = await self.terraform(job.command, argv, ok, terminal=job.foreground)
-        if code not in ok and self.planned and self.failed_on_planned_outputs():
-            waited = ", ".join(self.planned)
-            their = "their" if len(self.planned) > 1 else "its"
+        waited = self.waiting_for() if code not in ok and plan_file is not None else None
+        if waited is not None:
+            upstreams, why = waited
             return Result.waiting(
-                f"waiting for {waited} to be applied: the plan read {their} planned outputs "
-                f"and failed on them ({self.error or f'exit {code}'})",
-                provisional=tuple(self.planned),
+                f"waiting for {', '.join(upstreams)} to be applied: {why} "
+                f"({self.error or f'exit {code}'})",
+                provisional=upstreams,
                 planned_outputs=tuple(self.planned.values()),
                 has_changes=True,
                 exit_code=code,
@@ -354,51 +365,33 @@ class _StackRun:
         return await self.plan_result(code, plan_file)
 
     async def apply_reviewed(self, approved: Result) -> Result:
-        """Apply the plan the person approved; or, when what this stack reads changed since,
-        plan again and apply that, asking again if it does not do what was approved."""
-        job, stack = self.job, self.stack
+        """Apply the plan the person approved; or, when what this stack reads changed since
+        (or its own state did), plan again and apply that, asking again if it does not do
+        what was approved."""
+        job = self.job
         assert job.reviewed is not None
-        binary = job.terraform.binary
-        no_color = [] if job.color else ["-no-color"]
         reason = review.replan_reason(
             approved, self.context.dependencies, job.reviewed, self.context.results
         )
         plan_file, note = approved.plan_file, ""
-        if reason is not None:
-            plan_file = job.file(stack, ".tfplan")
-            argv = [binary, "plan", "-input=false", "-detailed-exitcode", f"-out={plan_file}"]
-            code = await self.terraform("plan", [*argv, *no_color, *job.tf_args], PLAN_OK)
-            if code not in PLAN_OK:
-                return self.failed(f"plan (again: {reason})", code)
+        while True:
+            if reason is not None:
+                again = await self.plan_again(approved, reason)
+                if isinstance(again, Result):
+                    return again
+                plan_file, note = again
+            assert plan_file is not None
+            no_color = [] if job.color else ["-no-color"]
+            offset = self.log_size()
+            argv = [job.terraform.binary, "apply", "-input=false", *no_color, str(plan_file)]
+            code = await self.terraform("apply", argv, OK)
             if code == 0:
-                return Result.succeeded(reason=f"no changes ({reason}): not applied", log=self.log)
-            await self.read_plan(plan_file)
-            new = review.load_plan(job.file(stack, ".plan.json"))
-            old = (
-                None
-                if approved.plan_file is None
-                else review.load_plan(approved.plan_file.with_suffix(".plan.json"))
-            )
-            note = f"planned again: {reason}"
-            changed = review.differences(old, new)
-            refusal = safety.refuse_removal(stack, safety.summarise_plan(new), os.environ)
-            if refusal is not None:
-                return Result.refused(refusal, log=self.log)
-            if changed and not job.approved_in_advance:
-                listing = "; ".join(changed)
-                asked = f"{stack.rel}: the plan changed after approval ({reason}): {listing}."
-                if job.ask_again is None or not await job.ask_again(
-                    stack, f"{asked}\nApply the new plan? Type 'yes' to go on:"
-                ):
-                    return Result.refused(
-                        f"plan changed after approval ({reason}): {listing}", log=self.log
-                    )
-                note += "; its new plan was approved again"
-        assert plan_file is not None
-        argv = [binary, "apply", "-input=false", *no_color, str(plan_file)]
-        code = await self.terraform("apply", argv, OK)
-        if code != 0:
-            return self.failed("apply", code)
+                break
+            if reason is not None or STALE_PLAN not in logs.tail(self.log, offset):
+                return self.failed("apply", code)
+            # Another run changed the state between the plan and now (tfrun holds a stack
+            # only while terraform works in it).
+            reason = "its state changed since it was planned"
         return Result.succeeded(
             reason=note,
             exit_code=code,
@@ -407,6 +400,43 @@ class _StackRun:
             attempts=self.attempts,
             log=self.log,
         )
+
+    async def plan_again(self, approved: Result, reason: str) -> Result | tuple[Path, str]:
+        """A new plan, checked against the approved one: (its file, a note for the summary),
+        or the stack's result when there is nothing to apply or it may not be applied."""
+        job, stack = self.job, self.stack
+        plan_file = job.file(stack, ".tfplan")
+        no_color = [] if job.color else ["-no-color"]
+        argv = [job.terraform.binary, "plan", "-input=false", "-detailed-exitcode"]
+        argv += [f"-out={plan_file}", *no_color, *job.tf_args]
+        code = await self.terraform("plan", argv, PLAN_OK)
+        if code not in PLAN_OK:
+            return self.failed(f"plan (again: {reason})", code)
+        if code == 0:
+            return Result.succeeded(reason=f"no changes ({reason}): not applied", log=self.log)
+        await self.read_plan(plan_file)
+        new = review.load_plan(job.file(stack, ".plan.json"))
+        old = (
+            None
+            if approved.plan_file is None
+            else review.load_plan(approved.plan_file.with_suffix(".plan.json"))
+        )
+        note = f"planned again: {reason}"
+        refusal = safety.refuse_removal(stack, safety.summarise_plan(new), os.environ)
+        if refusal is not None:
+            return Result.refused(refusal, log=self.log)
+        changed = review.differences(old, new)
+        if changed and not job.approved_in_advance:
+            listing = "; ".join(changed)
+            asked = f"{stack.rel}: the plan changed after approval ({reason}): {listing}."
+            if job.ask_again is None or not await job.ask_again(
+                stack, f"{asked}\nApply the new plan? Type 'yes' to go on:"
+            ):
+                return Result.refused(
+                    f"plan changed after approval ({reason}): {listing}", log=self.log
+                )
+            note += "; its new plan was approved again"
+        return plan_file, note
 
     async def output(self, argv: Sequence[str]) -> int:
         """`output` over many stacks: each one's stdout kept apart (OUTPUT_SUFFIX) for the
@@ -424,14 +454,31 @@ class _StackRun:
             pulled.unlink()
         return code
 
-    def failed_on_planned_outputs(self) -> bool:
-        """Whether the failed provisional plan failed on what it read as planned (a
-        placeholder, or an expression of such a read), not on something else."""
+    def waiting_for(self) -> tuple[tuple[str, ...], str] | None:
+        """When a plan failed because what it reads is planned but not applied: those
+        upstreams, and why. It failed on what it read as planned (a placeholder, or an
+        expression of such a read); or on a state that does not exist yet, of an upstream
+        this run plans from nothing, read where tfrun cannot point it at planned outputs (in
+        a module). Else None: a failure like any other."""
         names, offset = self.overridden
         said = logs.tail(self.log, offset)
-        return planned.PLACEHOLDER_MARK in said or any(
-            f"data.terraform_remote_state.{name}" in said for name in names
+        their = "their" if len(self.planned) > 1 else "its"
+        if self.planned and (
+            planned.PLACEHOLDER_MARK in said
+            or any(f"data.terraform_remote_state.{name}" in said for name in names)
+        ):
+            return tuple(self.planned), f"the plan read {their} planned outputs and failed on them"
+        results = self.context.results
+        new = tuple(
+            rel
+            for rel in self.context.dependencies
+            if (upstream := results.get(rel)) is not None
+            and upstream.has_changes
+            and (upstream.outputs_plan or {}).get("new")
         )
+        if new and MISSING_STATE in said:
+            return new, "it reads a state that does not exist before that apply"
+        return None
 
     def applied(self) -> Changes | None:
         """An apply's or a destroy's counts, as terraform summed them up at its end."""
@@ -485,10 +532,11 @@ class _StackRun:
             self.job.repo, self.stack, upstreams, self.job.file
         )
         if not reads:
+            self.overridden = ((), self.log_size())
             return await self.terraform("plan", argv, ok)
         listing = "; ".join(self.planned.values())
         self.write_log(f"tfrun: provisional plan: reads the planned outputs of {listing}")
-        self.overridden = (tuple(reads), self.log.stat().st_size)
+        self.overridden = (tuple(reads), self.log_size())
         planned.write_override(self.stack.path, reads)
         try:
             return await self.terraform("plan", argv, ok)
