@@ -40,9 +40,9 @@ def run(
     results = plans.results
     # The plans there are: a waiting stack has none yet (its new plan is checked when made).
     shown = {
-        stack.rel: review.load_plan(run_dir / "plan" / f"{stack.rel}.plan.json")
-        for stack in stacks
-        if results[stack.rel].ok and results[stack.rel].has_changes
+        rel: review.shown_plan(result)
+        for rel, result in results.items()
+        if result.ok and result.has_changes
     }
     safety.check_reviewed_plans(
         [

@@ -20,6 +20,13 @@ def load_plan(path: Path) -> Any:
         return None
 
 
+def shown_plan(result: Result) -> Any:
+    """`show -json` of the plan a stack's run saved (kept beside it), or None."""
+    return (
+        None if result.plan_file is None else load_plan(result.plan_file.with_suffix(".plan.json"))
+    )
+
+
 def actions(plan: Any) -> dict[str, tuple[str, ...]]:
     """{resource address: its actions} for each resource the plan changes."""
     if not isinstance(plan, Mapping):

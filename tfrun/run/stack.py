@@ -416,11 +416,7 @@ class _StackRun:
             return Result.succeeded(reason=f"no changes ({reason}): not applied", log=self.log)
         await self.read_plan(plan_file)
         new = review.load_plan(job.file(stack, ".plan.json"))
-        old = (
-            None
-            if approved.plan_file is None
-            else review.load_plan(approved.plan_file.with_suffix(".plan.json"))
-        )
+        old = review.shown_plan(approved)
         note = f"planned again: {reason}"
         refusal = safety.refuse_removal(stack, safety.summarise_plan(new), os.environ)
         if refusal is not None:
