@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,12 @@ class Checked:
     arn: str
     account: str
     cached: bool = False
+    checked_at: float = 0.0  # time.time() of the STS answer, cached or not
+
+
+def valid_until(checked: Sequence[Checked]) -> float:
+    """Until when these answers stand without asking STS again (the cache's lifetime)."""
+    return min((c.checked_at for c in checked), default=time.time()) + CACHE_TTL_S
 
 
 def identities(stacks: Iterable[Stack], environ: Mapping[str, str]) -> list[Identity]:
@@ -314,7 +320,9 @@ def preflight(
     for identity in wanted_:
         hit = cache.get(f"{scope} {identity.key}")
         if isinstance(hit, dict) and now - float(hit.get("at", 0)) < CACHE_TTL_S:
-            results[identity.key] = Checked(identity, hit["arn"], hit["account"], cached=True)
+            results[identity.key] = Checked(
+                identity, hit["arn"], hit["account"], cached=True, checked_at=float(hit["at"])
+            )
         else:
             todo.append(identity)
     if todo:
@@ -327,7 +335,7 @@ def preflight(
                 except AuthError as exc:
                     errors.append(exc)
                     continue
-                results[checked.identity.key] = checked
+                results[checked.identity.key] = replace(checked, checked_at=now)
                 cache[f"{scope} {checked.identity.key}"] = {
                     "arn": checked.arn,
                     "account": checked.account,

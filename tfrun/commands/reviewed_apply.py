@@ -20,6 +20,7 @@ from tfrun.discovery import Stack
 from tfrun.errors import RefusedError
 from tfrun.report import Status
 from tfrun.run import engine, review
+from tfrun.run.folder import DEFAULT_KEEP_RUNS, new_run_dir
 
 
 def run(
@@ -30,8 +31,8 @@ def run(
     confirmations: list[safety.Confirmation],
 ) -> int:
     root = stacks[0].root
-    keep = options.keep_runs or stacks[0].config.keep_runs or engine.DEFAULT_KEEP_RUNS
-    run_dir = engine.new_run_dir(root, "apply", keep)
+    keep = options.keep_runs or stacks[0].config.keep_runs or DEFAULT_KEEP_RUNS
+    run_dir = new_run_dir(root, "apply", keep)
     plan_args = [arg for arg in args.tf_args if not tfargs.has_flag([arg], "auto-approve")]
     planning = replace(options, run_dir=run_dir / "plan", json_path=None, detailed_exitcode=False)
     plans = engine.run(stacks, waits, "plan", plan_args, planning)

@@ -8,19 +8,36 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfrun import auth, generate, planned, process, recreate, safety, scope, tfargs, ui
+from tfrun import (
+    auth,
+    express,
+    generate,
+    planned,
+    process,
+    recreate,
+    safety,
+    sandbox,
+    scope,
+    tfargs,
+    ui,
+)
 from tfrun.commands import approval
 from tfrun.commands.run_args import RunArgs
-from tfrun.discovery import Stack, is_stack_dir
+from tfrun.config import ROOT_FILE, STACK_FILE
+from tfrun.discovery import GENERATED_NAMES, Stack, is_stack_dir
 from tfrun.errors import ConfigError, RefusedError, UsageError
-from tfrun.report import Result, RunReport
-from tfrun.run import engine
+from tfrun.report import Result, RunReport, Status
+from tfrun.run import engine, logs
+from tfrun.run.folder import DEFAULT_KEEP_RUNS
+from tfrun.run.locks import owner_path, stack_lock_path
 from tfrun.run.stack import OUTPUT_SUFFIX
-from tfrun.terraform import Terraform, render, resolve
+from tfrun.terraform import INIT_MARKER, Terraform, render, resolve
 from tfrun.workspace import Workspace
 
 
@@ -163,6 +180,7 @@ def check_report_path(path: Path) -> None:
 
 
 def run(args: RunArgs) -> int:
+    started = time.time()
     if args.json_path is not None:
         check_report_path(args.json_path)
     workspace = Workspace.load(args.path or Path.cwd())
@@ -203,10 +221,12 @@ def run(args: RunArgs) -> int:
         auto_approve = True
     else:
         auto_approve = approval.approve(selection.stacks, selection.foreground, args, confirmations)
+    until = time.time() + auth.CACHE_TTL_S  # when a shortcut must check identities again
     if not args.skip_auth_check and auth.wanted(stacks):
         # Before any terraform: an expired login is one paragraph, not one failure per stack.
         needed = auth.identities(stacks, os.environ)
-        auth.preflight(workspace.root, needed, toolchain.endpoint, toolchain.env)
+        checked = auth.preflight(workspace.root, needed, toolchain.endpoint, toolchain.env)
+        until = auth.valid_until(checked)
 
     def after_init(stack: Stack) -> None:
         # A saved plan that could not be read before init (a fresh CI job) can be now.
@@ -216,6 +236,20 @@ def run(args: RunArgs) -> int:
             )
 
     # A destroy (or a plan of one) runs dependents first: a stack goes before what it reads.
+    # What a foreground, read-only command ran: the next identical one may run it directly.
+    launched: list[Sequence[str]] = []
+    shortcut = (
+        foreground
+        and bool(args.argv)
+        and not warnings
+        and not confirmations
+        and operation.effect is tfargs.Effect.READ_ONLY
+        and operation.command in express.COMMANDS
+        and args.timeout is None
+        and stacks[0].config.timeout_s is None
+        and args.upstream_plans is None
+        and express.enabled_here(os.environ, in_ci=safety.detect_ci(os.environ) is not None)
+    )
     destroying = args.command != "state" and operation.effect in (
         tfargs.Effect.DESTROY,
         tfargs.Effect.PLAN_DESTROY,
@@ -236,6 +270,7 @@ def run(args: RunArgs) -> int:
         after_init=after_init if unread else None,
         generated=generated,
         upstream_plans=upstream_plans(args.upstream_plans, stacks),
+        launching=launched.append if shortcut else None,
     )
     generate.ensure_gitignore(workspace.root)
     if reviewed:
@@ -243,9 +278,68 @@ def run(args: RunArgs) -> int:
 
         return reviewed_apply.run(stacks, selection.waits, args, options, confirmations)
     report = engine.run(stacks, selection.waits, args.command, args.tf_args, options)
+    if foreground:
+        [result] = report.results.values()
+        ran = launched and result.status in (Status.SUCCEEDED, Status.FAILED)
+        if shortcut and ran and (result.exit_code or 0) < 128:
+            shortcut_launch = express_launch(workspace, stacks[0], toolchain, launched[0], until)
+            express.remember(str(workspace.root), args.argv, *shortcut_launch, started)
+        else:
+            express.forget(str(workspace.root), args.argv)
     if args.command == "output" and not foreground and report.run_dir is not None:
         print_outputs(report, stacks, as_json=tfargs.has_flag(args.tf_args, "json"))
     return engine.exit_code(report, options)
+
+
+def express_launch(
+    workspace: Workspace, stack: Stack, toolchain: Terraform, argv: Sequence[str], until: float
+) -> tuple[express.Launch, list[str]]:
+    """What the full run of one foreground command did, and every file whose change could
+    make it do something else (tfrun/express.py), with those of them it read (not wrote)."""
+    files: dict[str, list[int] | None] = {}
+    inputs: list[str] = []
+
+    def watch(path: Path, *, written: bool = False) -> None:
+        files[str(path)] = express.signature(str(path))
+        if not written:
+            inputs.append(str(path))
+
+    # The config of this stack, and of the stacks its generated remote state names the keys of.
+    targets = [(stack.path / rel).resolve() for rel in stack.config.remote_state.values()]
+    for folder in {Path.cwd(), stack.path, *targets}:
+        for above in (folder, *folder.parents):
+            watch(above / ROOT_FILE)
+        watch(folder / STACK_FILE)
+    listed = express.listing(str(stack.path))
+    for name in listed:
+        watch(stack.path / name, written=name in GENERATED_NAMES)
+    for path in (
+        stack.path / ".terraform" / INIT_MARKER,
+        stack.path / ".terraform.lock.hcl",
+        workspace.root / ".gitignore",
+        Path(toolchain.binary),
+    ):
+        watch(path, written=True)
+    box = sandbox.lookup(workspace.root)
+    if box is not None:
+        watch(box.state_file)
+    lock = stack_lock_path(stack)
+    launch = express.Launch(
+        argv=list(argv),
+        cwd=str(stack.path),
+        env_set={k: v for k, v in toolchain.env.items() if os.environ.get(k) != v},
+        env_unset=[k for k in os.environ if k not in toolchain.env],
+        command=argv[1],
+        logged=logs.redact(argv),
+        lock=str(lock),
+        owner=str(owner_path(lock)),
+        keep_runs=stack.config.keep_runs or DEFAULT_KEEP_RUNS,
+        until=until,
+        files=files,
+        listings={str(stack.path): listed},
+        sandbox_pid=box.box.pid if box is not None and box.box is not None else None,
+    )
+    return launch, inputs
 
 
 def print_outputs(report: RunReport, stacks: list[Stack], *, as_json: bool) -> None:

@@ -53,6 +53,7 @@ class RunArgs:
     exclude: list[str] = field(default_factory=list)
     with_dependencies: bool = False
     allow_recreate: bool = False
+    argv: tuple[str, ...] = ()  # the whole command line, as typed
 
 
 class RunOption(NamedTuple):
@@ -211,7 +212,7 @@ def _not_an_option(name: str) -> UsageError:
 
 def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
     """Split a terraform command line into tfrun's options, the PATH and terraform's args."""
-    args = RunArgs(command="")
+    args = RunArgs(command="", argv=tuple(argv))
     tokens = list(argv)
     passthrough: list[str] = []
     if "--" in tokens:

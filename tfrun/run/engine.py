@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import signal
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
@@ -28,10 +25,11 @@ from tfrun import process
 from tfrun import report as reporting
 from tfrun import terraform as terraforms
 from tfrun.discovery import Repository, Stack
-from tfrun.files import PRIVATE_DIR_MODE, make_private_dir, write_atomically
+from tfrun.files import make_private_dir, write_atomically
 from tfrun.generate import GeneratedFile
 from tfrun.report import Notice, Result, RunReport, Sink, Status
 from tfrun.run import stack as stack_run
+from tfrun.run.folder import DEFAULT_KEEP_RUNS, new_run_dir
 from tfrun.run.locks import PluginCacheLock
 from tfrun.run.scheduler import Stop, TaskContext, reversed_edges, schedule
 
@@ -43,13 +41,8 @@ DEFAULT_PARALLELISM = max(2, min(8, 2 * (os.cpu_count() or 1)))
 # Between SIGTERM and SIGKILL after a second Ctrl-C, and per step when tfrun itself stops a
 # child it no longer waits for.
 DEFAULT_KILL_GRACE_S = 5.0
-RUNS_DIR = Path(".tfrun") / "runs"
-# Run folders kept under .tfrun/runs: their logs and plans hold secrets and add up.
-DEFAULT_KEEP_RUNS = 20
 # Each stack's duration in the last run of each command: the scheduler's priorities.
 DURATIONS_FILE = Path(".tfrun") / "durations.json"
-
-_COMMAND_IN_NAME = re.compile(r"[^\w.-]+")
 
 
 @dataclass(frozen=True)
@@ -81,32 +74,7 @@ class RunOptions:
     can_ask_again: bool = False  # a person at the terminal may approve a changed plan
     approved_in_advance: bool = False  # --yes
     upstream_plans: Mapping[str, Result] = field(default_factory=dict)  # see stack_run.Job
-
-
-def new_run_dir(root: Path, command: str, keep: int = DEFAULT_KEEP_RUNS) -> Path:
-    """A private folder for this run's logs and plans; the oldest beyond `keep` runs go."""
-    runs = root / RUNS_DIR
-    make_private_dir(runs)
-    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{_COMMAND_IN_NAME.sub('_', command)}"
-    path = runs / name
-    try:
-        path.mkdir(mode=PRIVATE_DIR_MODE)
-    except FileExistsError:  # two runs in one second
-        path = runs / f"{name}-{os.getpid()}"
-        make_private_dir(path)
-    prune_runs(runs, keep, current=path)
-    return path
-
-
-def prune_runs(runs: Path, keep: int, *, current: Path) -> None:
-    """Best effort: the runs before the last `keep` (this one included) are removed."""
-    try:
-        # Names start with the time: sorted by name, oldest first.
-        older = sorted(p for p in runs.iterdir() if p.is_dir() and p != current)
-    except OSError:
-        return
-    for path in older[: max(0, len(older) - (keep - 1))]:
-        shutil.rmtree(path, ignore_errors=True)
+    launching: stack_run.Launching | None = None  # see stack_run.Job
 
 
 def load_durations(root: Path, command: str) -> dict[str, float]:
@@ -252,6 +220,7 @@ async def run_stacks(
         ask_again=ask_again if options.can_ask_again else None,
         approved_in_advance=options.approved_in_advance,
         upstream_plans=options.upstream_plans,
+        launching=options.launching,
     )
 
     async def task(node: str, context: TaskContext) -> Result:

@@ -63,6 +63,8 @@ OK = frozenset({0})
 AfterInit = Callable[[Stack], None]
 # Asks the person at the terminal whether to apply a plan that changed after approval.
 AskAgain = Callable[[Stack, str], Awaitable[bool]]
+# Told the command line of a foreground command just before it runs (tfrun/express.py).
+Launching = Callable[[Sequence[str]], None]
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class Job:
     approved_in_advance: bool = False  # --yes: a plan that changed is applied all the same
     # Plans of stacks outside this run, made by other CI jobs (--upstream-plans), by stack.
     upstream_plans: Mapping[str, Result] = field(default_factory=dict)
+    launching: Launching | None = None
 
     def file(self, stack: Stack, suffix: str) -> Path:
         return self.run_dir / f"{stack.rel}{suffix}"
@@ -336,6 +339,8 @@ class _StackRun:
         elif job.command == "output" and not job.foreground:
             code = await self.output(argv)
         else:
+            if job.foreground and job.launching is not None:
+                job.launching(argv)
             code = await self.terraform(job.command, argv, ok, terminal=job.foreground)
         waited = self.waiting_for() if code not in ok and plan_file is not None else None
         if waited is not None:

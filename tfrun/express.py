@@ -1,0 +1,269 @@
+"""The laptop wrapper's short way: a read-only terraform command in one stack (`tfrun plan`,
+`tfrun output -raw vpc_id`) that a full run prepared a moment ago runs as terraform itself.
+
+A full run of such a command (commands/run.py) ends by remembering what it did: terraform's
+command line and environment, and the signature (`stat`) of everything it looked at on the way:
+the config files from the live root down (and those of the stacks whose keys its generated
+remote state names), the stack's own files, the generated files and the init marker, the
+binary, the sandbox's record; with the environment, the terminal and tfrun's own code. When the
+same command is typed again in the same folder, `replay` checks those signatures (a few dozen
+`stat` calls; nothing imported but the standard library), takes the stack lock, notes the run
+in a run folder and becomes terraform (exec: same pid, terraform's own exit status, the
+terminal's signals, the stack lock held until terraform exits). Anything changed, and the full
+run happens again and remembers anew.
+
+What the full run checks and this does not: the state keys of the other stacks of the
+repository (the shared-state rule, which stops commands that write; this runs read-only ones
+only), and the identity check, whose answers it trusts as long as the identity cache does
+(15 minutes). Never in CI, where each job runs once. `TFRUN_EXPRESS=0` turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+SETTING = "TFRUN_EXPRESS"
+ROOT_FILE = "tfrun.hcl"
+RECORDS = os.path.join(".tfrun", "cache", "express")
+_FORMAT = 1
+# Terraform commands that change neither infrastructure nor state, nor files tfrun reads.
+COMMANDS = frozenset(
+    {"plan", "output", "show", "validate", "providers", "graph", "console", "version",
+     "state list", "state show", "state pull", "workspace show", "workspace list"}
+)  # fmt: skip
+# What a shell changes from one prompt to the next and no part of tfrun reads.
+_VOLATILE = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES"})
+# An input written this close to the full run's start may have changed while it read it.
+_SETTLED_S = 2.0
+NOTE = "tfrun: run as terraform itself: nothing tfrun prepares here changed since the last run"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a full run did in the end, and what must be as it was for it to do it again."""
+
+    argv: list[str]  # terraform's, the binary's full path first
+    cwd: str  # the stack's folder
+    env_set: dict[str, str]  # terraform's environment: this process's, with these changes
+    env_unset: list[str]
+    command: str  # for the run folder's name
+    logged: str  # the command line as the log shows it (secrets redacted)
+    lock: str  # the stack lock, and the file naming who holds it
+    owner: str
+    keep_runs: int
+    until: float  # time.time() after which the identity check is due again
+    # path → signature; None: the file must not exist.
+    files: dict[str, list[int] | None]
+    listings: dict[str, list[str]]  # folder → the names in it that tfrun reads
+    sandbox_pid: int | None = None
+
+
+def signature(path: str) -> list[int] | None:
+    """What changes with any write to a file (ctime too: an edit that puts the mtime back)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
+
+
+def listing(folder: str) -> list[str]:
+    """The names in a stack's folder that decide what tfrun does there."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted(n for n in names if n.endswith((".tf", ".tf.json", ".hcl")))
+
+
+def _environment_key(environ: Mapping[str, str]) -> str:
+    seen = sorted((k, v) for k, v in environ.items() if k not in _VOLATILE)
+    terminal = "".join("t" if os.isatty(fd) else "-" for fd in (0, 1, 2))
+    return hashlib.sha256(json.dumps([seen, terminal]).encode()).hexdigest()
+
+
+def _code_key() -> str:
+    """tfrun's own code as it is: a record of another version (or of an edit) is not used."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    digest = hashlib.sha256()
+    for folder, dirs, names in os.walk(here):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(names):
+            if name.endswith(".py"):
+                digest.update(f"{folder}/{name}{signature(os.path.join(folder, name))}".encode())
+    return digest.hexdigest()
+
+
+def find_root(start: str) -> str | None:
+    """The folder of the top-most tfrun.hcl at or above `start` (discovery.find_root's rule)."""
+    root = None
+    folder = start
+    while True:
+        if os.path.isfile(os.path.join(folder, ROOT_FILE)):
+            root = folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if root is None and os.path.isfile(os.path.join(start, "live", ROOT_FILE)):
+        root = os.path.join(start, "live")
+    return root
+
+
+def _record_path(root: str, cwd: str, tfrun_argv: Sequence[str]) -> str:
+    key = hashlib.sha256(json.dumps([cwd, list(tfrun_argv)]).encode()).hexdigest()[:32]
+    return os.path.join(root, RECORDS, f"{key}.json")
+
+
+def _enabled(environ: Mapping[str, str]) -> bool:
+    return environ.get(SETTING, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _load(path: str) -> Launch | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        if data.pop("format", None) != _FORMAT or data.pop("code", None) != _code_key():
+            return None
+        if data.pop("environment", None) != _environment_key(os.environ):
+            return None
+        return Launch(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _unchanged(launch: Launch) -> bool:
+    if time.time() >= launch.until:
+        return False
+    if any(signature(path) != known for path, known in launch.files.items()):
+        return False
+    if any(listing(folder) != names for folder, names in launch.listings.items()):
+        return False
+    if launch.sandbox_pid is not None:
+        try:
+            os.kill(launch.sandbox_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+    return True
+
+
+def _take_lock(path: str) -> int | None:
+    """The stack lock, if free now; a held one is the full run's to wait for and explain."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def replay(tfrun_argv: Sequence[str]) -> None:
+    """Become terraform when the full run would do exactly what it did last time in this
+    folder; return (having changed nothing) when it might not."""
+    if not tfrun_argv or not _enabled(os.environ):
+        return
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return
+    root = find_root(cwd)
+    if root is None:
+        return
+    launch = _load(_record_path(root, cwd, tfrun_argv))
+    if launch is None or not _unchanged(launch):
+        return
+    fd = _take_lock(launch.lock)
+    if fd is None:
+        return
+    try:
+        _note_run(root, launch)
+        env = {**os.environ, **launch.env_set}
+        for name in launch.env_unset:
+            env.pop(name, None)
+        os.set_inheritable(fd, True)  # terraform holds the stack until it exits
+        sys.stdout.flush()
+        os.chdir(launch.cwd)
+        os.execve(launch.argv[0], launch.argv, env)
+    except OSError:
+        os.close(fd)  # the full run says what is wrong
+        os.chdir(cwd)
+
+
+def _note_run(root: str, launch: Launch) -> None:
+    from pathlib import Path
+
+    from tfrun.files import open_private
+    from tfrun.run.folder import new_run_dir
+
+    run_dir = new_run_dir(Path(root), launch.command, launch.keep_runs)
+    rel = os.path.relpath(launch.cwd, root)
+    log = run_dir / f"{rel}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(open_private(log), "a", encoding="utf-8") as handle:
+        handle.write(f"$ {launch.logged}\n{NOTE}\n")
+    since = time.strftime("%H:%M:%S")
+    pid = os.getpid()
+    with open(launch.owner, "w", encoding="utf-8") as handle:
+        handle.write(f"terraform {launch.command} (pid {pid}, started by tfrun pid {pid} at "
+                     f"{since})\n")  # fmt: skip
+
+
+# --- The full run's side ---------------------------------------------------------------------
+
+
+def enabled_here(environ: Mapping[str, str], in_ci: bool) -> bool:
+    return not in_ci and _enabled(environ)
+
+
+def remember(
+    root: str,
+    tfrun_argv: Sequence[str],
+    launch: Launch,
+    inputs: Iterable[str],
+    started: float,
+) -> bool:
+    """Keep `launch` for the next identical command in this folder, unless one of the `inputs`
+    (the files the full run read, as opposed to those it wrote) changed too close to its start
+    to be sure it read what the signature says. True when kept."""
+    cwd = os.getcwd()
+    path = _record_path(root, cwd, tfrun_argv)
+    for name in inputs:
+        try:
+            if os.stat(name).st_mtime >= started - _SETTLED_S:
+                forget(root, tfrun_argv)
+                return False
+        except OSError:
+            continue
+    from tfrun.files import write_atomically
+
+    data = {
+        "format": _FORMAT,
+        "code": _code_key(),
+        "environment": _environment_key(os.environ),
+        **asdict(launch),
+    }
+    from pathlib import Path
+
+    write_atomically(Path(path), json.dumps(data), private=True)
+    return True
+
+
+def forget(root: str, tfrun_argv: Sequence[str]) -> None:
+    """What a full run that may not be repeated this way leaves behind."""
+    with contextlib.suppress(OSError):
+        os.unlink(_record_path(root, os.getcwd(), tfrun_argv))
