@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from tfrun import fingerprint
 from tfrun.config import (
     ROOT_FILE,
     STACK_FILE,
@@ -86,22 +87,18 @@ def real_path(path: Path) -> Path:
 
 
 def find_root(start: Path) -> Path:
-    """The directory of the top-most `tfrun.hcl` at or above `start`."""
+    """The directory of the top-most `tfrun.hcl` at or above `start` (or in `start/live`, the
+    repository's top, as CI jobs run)."""
     start = real_path(start)
     if start.is_file():
         start = start.parent
-    root = None
-    for candidate in (start, *start.parents):
-        if (candidate / ROOT_FILE).is_file():
-            root = candidate
-    if root is None and (start / "live" / ROOT_FILE).is_file():
-        root = start / "live"  # run from the repository's top, as CI jobs do
+    root = fingerprint.find_root(str(start))
     if root is None:
         raise ConfigError(
             f"{start}: no {ROOT_FILE} here or in any folder above, so this is not inside a "
             f"tfrun live repository. Run tfrun inside one, or create a {ROOT_FILE} at its root."
         )
-    return root
+    return Path(root)
 
 
 def split_env_region(component: str) -> tuple[str, str | None]:

@@ -29,8 +29,9 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from tfrun.fingerprint import code_key, find_root, signature
+
 SETTING = "TFRUN_EXPRESS"
-ROOT_FILE = "tfrun.hcl"
 RECORDS = os.path.join(".tfrun", "cache", "express")
 _FORMAT = 1
 # Terraform commands that change neither infrastructure nor state, nor files tfrun reads.
@@ -65,15 +66,6 @@ class Launch:
     sandbox_pid: int | None = None
 
 
-def signature(path: str) -> list[int] | None:
-    """What changes with any write to a file (ctime too: an edit that puts the mtime back)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
-
-
 def listing(folder: str) -> list[str]:
     """The names in a stack's folder that decide what tfrun does there."""
     try:
@@ -89,34 +81,6 @@ def _environment_key(environ: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps([seen, terminal]).encode()).hexdigest()
 
 
-def _code_key() -> str:
-    """tfrun's own code as it is: a record of another version (or of an edit) is not used."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    digest = hashlib.sha256()
-    for folder, dirs, names in os.walk(here):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(names):
-            if name.endswith(".py"):
-                digest.update(f"{folder}/{name}{signature(os.path.join(folder, name))}".encode())
-    return digest.hexdigest()
-
-
-def find_root(start: str) -> str | None:
-    """The folder of the top-most tfrun.hcl at or above `start` (discovery.find_root's rule)."""
-    root = None
-    folder = start
-    while True:
-        if os.path.isfile(os.path.join(folder, ROOT_FILE)):
-            root = folder
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    if root is None and os.path.isfile(os.path.join(start, "live", ROOT_FILE)):
-        root = os.path.join(start, "live")
-    return root
-
-
 def _record_path(root: str, cwd: str, tfrun_argv: Sequence[str]) -> str:
     key = hashlib.sha256(json.dumps([cwd, list(tfrun_argv)]).encode()).hexdigest()[:32]
     return os.path.join(root, RECORDS, f"{key}.json")
@@ -130,7 +94,7 @@ def _load(path: str) -> Launch | None:
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
-        if data.pop("format", None) != _FORMAT or data.pop("code", None) != _code_key():
+        if data.pop("format", None) != _FORMAT or data.pop("code", None) != code_key():
             return None
         if data.pop("environment", None) != _environment_key(os.environ):
             return None
@@ -253,7 +217,7 @@ def remember(
 
     data = {
         "format": _FORMAT,
-        "code": _code_key(),
+        "code": code_key(),
         "environment": _environment_key(os.environ),
         **asdict(launch),
     }

@@ -133,6 +133,8 @@ _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 def quote(text: str) -> str:
     """An HCL quoted-string literal whose value is exactly `text`."""
+    if _PLAIN.fullmatch(text):
+        return f'"{text}"'  # most values: nothing to escape
     out = ['"']
     i = 0
     while i < len(text):
@@ -161,6 +163,10 @@ def quote(text: str) -> str:
         i += 1
     out.append('"')
     return "".join(out)
+
+
+# Printable ASCII without a backslash, a quote, or a `{` after `$` or `%`.
+_PLAIN = re.compile(r"(?:[ !#&-\[\]-~]|[$%](?!\{))*")
 
 
 def _escaped(ch: str) -> str:

@@ -3,17 +3,19 @@
 Reads the config and .tf files (the scan's cache makes a second run cheap) and renders what
 tfrun would generate, then hands it all to the pure rules in `tfrun.lint`. Exit 0 when there
 is nothing to report, 1 with every finding listed, 4 when the configuration cannot be read at
-all (the one error is shown, as for any command).
+all (the one error is shown, as for any command). Answered from the repository's picture
+(tfrun/picture.py) while nothing it reads changed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfrun import lint, process, scan, ui
+from tfrun import fingerprint, lint, picture, process, scan
 from tfrun.discovery import GENERATED_NAMES, Stack
 from tfrun.errors import ConfigError, ExitCode, ToolMissingError
 from tfrun.terraform import BINARY_VARIABLE
@@ -38,12 +40,16 @@ def _on_disk(stack: Stack) -> dict[str, str]:
     return found
 
 
-def findings(path: Path) -> tuple[list[lint.Finding], list[Stack]]:
-    """The findings about the stacks at or below `path`, and those stacks."""
+def findings(
+    path: Path, answer: picture.Answer | None = None
+) -> tuple[list[lint.Finding], list[Stack], Workspace]:
+    """The findings about the stacks at or below `path`, those stacks and their workspace;
+    what a person should hear on the way is said to `answer`."""
+    answer = answer or picture.Answer()
     workspace = Workspace.load(path)
     chosen = workspace.under(path)
     for warning in workspace.repo.warnings:
-        ui.info(f"warning: {warning}")
+        answer.say("info", f"warning: {warning}")
     facts = workspace.facts
     module_dirs = sorted({m for s in chosen for m in facts[s.rel].modules})
     # What the .tf files of the stacks (bar those tfrun generated) and of their modules say.
@@ -56,12 +62,12 @@ def findings(path: Path) -> tuple[list[lint.Finding], list[Stack]]:
         modules={m: settings[m] for m in module_dirs},
         generated={s.rel: workspace.render(s) for s in chosen},
         on_disk={s.rel: _on_disk(s) for s in chosen},
-        terraform_version=_terraform_version(workspace.root, chosen),
+        terraform_version=_terraform_version(workspace.root, chosen, answer),
     )
-    return lint.check(inputs, {s.rel for s in chosen}), chosen
+    return lint.check(inputs, {s.rel for s in chosen}), chosen, workspace
 
 
-def _terraform_version(root: Path, chosen: Sequence[Stack]) -> str | None:
+def _terraform_version(root: Path, chosen: Sequence[Stack], answer: picture.Answer) -> str | None:
     """The version of the terraform the stacks run with, asked once and only when a rule
     needs it; None (and a note that the rule was skipped) when it cannot be had."""
     if not any(lint.needs_terraform_version(stack) for stack in chosen):
@@ -82,12 +88,31 @@ def _terraform_version(root: Path, chosen: Sequence[Stack]) -> str | None:
         if outcome.returncode == 0 and isinstance(version, str):
             return version
         why = f"'{binary} version -json' gave no version (exit {outcome.returncode})"
-    ui.info(f"note: {why}, so the rule dynamodb-only-lock was skipped.")
+    answer.say("info", f"note: {why}, so the rule dynamodb-only-lock was skipped.")
     return None
 
 
 def check(path: Path, output: str = "text") -> int:
-    found, chosen = findings(path)
+    start = os.path.realpath(path)
+    root = fingerprint.find_root(start if os.path.isdir(start) else os.path.dirname(start))
+    sandbox = picture.sandbox_state(root) if root is not None else None
+    # The rule on DynamoDB-only locks asks the binary its version.
+    binary = shutil.which(os.environ.get(BINARY_VARIABLE) or "terraform")
+    version = fingerprint.signature(binary) if binary else None
+    key = picture.key_of("check", os.environ, output, start, sandbox, version)
+    return picture.answered(start, key, lambda: _checked(path, output)).show()
+
+
+def _checked(path: Path, output: str) -> tuple[picture.Answer, set[str]]:
+    answer = picture.Answer()
+    found, chosen, workspace = findings(path, answer)
+    answer.code = _report(found, chosen, output, answer)
+    return answer, workspace.module_dirs()
+
+
+def _report(
+    found: list[lint.Finding], chosen: list[Stack], output: str, answer: picture.Answer
+) -> int:
     if output == "json":
         document = {
             "ok": not found,
@@ -95,19 +120,20 @@ def check(path: Path, output: str = "text") -> int:
             "findings": [f.to_json() for f in found],
             "rules": lint.RULES,
         }
-        ui.out(json.dumps(document, indent=2))
+        answer.say("out", json.dumps(document, indent=2))
     else:
         for finding in found:
-            ui.out(str(finding))
+            answer.say("out", str(finding))
     if not found:
         if output == "text":
-            ui.info(f"no findings in {len(chosen)} stacks.")
+            answer.say("info", f"no findings in {len(chosen)} stacks.")
         return int(ExitCode.OK)
     if output == "text":
         stacks = len({f.stack for f in found})
         rules = sorted({f.rule for f in found})
-        ui.error(
+        answer.say(
+            "error",
             f"{len(found)} finding{'s' if len(found) > 1 else ''} in {stacks} of "
-            f"{len(chosen)} stacks ({', '.join(rules)})."
+            f"{len(chosen)} stacks ({', '.join(rules)}).",
         )
     return int(ExitCode.STACK_FAILED)

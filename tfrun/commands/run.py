@@ -17,6 +17,7 @@ from typing import Any
 from tfrun import (
     auth,
     express,
+    fingerprint,
     generate,
     planned,
     process,
@@ -300,7 +301,7 @@ def express_launch(
     inputs: list[str] = []
 
     def watch(path: Path, *, written: bool = False) -> None:
-        files[str(path)] = express.signature(str(path))
+        files[str(path)] = fingerprint.signature(str(path))
         if not written:
             inputs.append(str(path))
 

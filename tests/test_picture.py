@@ -1,0 +1,218 @@
+"""The repository's picture (tfrun/picture.py): `tfrun graph` answers from it while nothing it
+reads changed, byte for byte as a full run would, and sees every change."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import REPO_ROOT, run_cli
+
+from tfrun import picture
+from tfrun.commands.graph import graph
+
+SENTINEL = "answered from the picture\n"
+
+
+@pytest.fixture
+def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of examples/ (its modules sit outside the live root), with the racy window
+    closed: files written by the test count as settled at once."""
+    shutil.copytree(
+        REPO_ROOT / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns(".t*")
+    )
+    monkeypatch.setattr(picture, "RACY_NS", -(10**12))  # no file is newer than "now + 1000 s"
+    return tmp_path / "examples" / "live"
+
+
+def drawn(live: Path, capsys: pytest.CaptureFixture[str], fmt: str = "json") -> str:
+    graph(live, fmt)
+    return capsys.readouterr().out
+
+
+def mark_stored_answers(live: Path) -> None:
+    """Replace each stored answer by a sentinel: printing it proves the picture answered."""
+    path = live / picture.FILE
+    data = json.loads(path.read_text())
+    for answer in data["answers"].values():
+        answer["said"] = [["out", SENTINEL]]
+    path.write_text(json.dumps(data))
+
+
+def test_the_second_graph_answers_from_the_picture_byte_for_byte(
+    live: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for fmt in ("json", "text", "dot", "mermaid"):
+        cold = drawn(live, capsys, fmt)
+        assert drawn(live, capsys, fmt) == cold, fmt
+    data = json.loads((live / picture.FILE).read_text())
+    assert len(data["answers"]) == 4
+    # The examples' modules are outside the live root: their folders are in the picture.
+    assert str(live.parent / "modules" / "table") in data["outside"]
+    mark_stored_answers(live)
+    assert drawn(live, capsys) == SENTINEL
+
+
+def _rewrite_keeping_mtime(path: Path) -> None:
+    before = path.stat()
+    path.write_text(path.read_text().replace("network", "netw0rk"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+CHANGES: dict[str, Callable[[Path], object]] = {
+    "stack file edited, mtime kept": lambda live: _rewrite_keeping_mtime(
+        live / "staging-eu-west-1/platform/main.tf"
+    ),
+    "stack added": lambda live: shutil.copytree(
+        live / "staging-eu-west-1/network", live / "staging-eu-west-1/network2"
+    ),
+    "stack removed": lambda live: shutil.rmtree(live / "staging-eu-west-1/platform"),
+    "stack renamed": lambda live: (live / "staging-eu-west-1/platform").rename(
+        live / "staging-eu-west-1/platform2"
+    ),
+    "config edited": lambda live: (live / "tfrun.hcl").write_text(
+        (live / "tfrun.hcl").read_text() + "\n# a comment\n"
+    ),
+    "variable file added": lambda live: (
+        live / "staging-eu-west-1/platform/terraform.tfvars"
+    ).write_text('x = "1"\n'),
+    "module outside the root edited": lambda live: (
+        live.parent / "modules/table/extra.tf"
+    ).write_text("locals {}\n"),
+    "module file outside the root removed": lambda live: next(
+        (live.parent / "modules/table").glob("*.tf")
+    ).unlink(),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_any_change_means_a_full_run(
+    live: Path, capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    drawn(live, capsys)
+    mark_stored_answers(live)
+    assert drawn(live, capsys) == SENTINEL
+    CHANGES[change](live)
+    after = drawn(live, capsys)
+    assert after != SENTINEL, change
+    # And it is what a run without any picture says.
+    (live / picture.FILE).unlink()
+    assert drawn(live, capsys) == after
+
+
+def test_a_picture_of_another_version_is_not_used(
+    live: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    drawn(live, capsys)
+    mark_stored_answers(live)
+    path = live / picture.FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), "code": "another tfrun"}))
+    assert drawn(live, capsys) != SENTINEL
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"format": 1}'])
+def test_a_broken_picture_is_not_used(
+    live: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    cold = drawn(live, capsys)
+    (live / picture.FILE).write_text(content)
+    assert drawn(live, capsys) == cold
+
+
+def test_files_changed_just_before_the_walk_are_not_trusted(
+    live: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(picture, "RACY_NS", 2_000_000_000)
+    drawn(live, capsys)  # the copy was just written: nothing is stored
+    assert not (live / picture.FILE).exists()
+
+
+def test_warnings_are_said_again(live: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (live / "staging-eu-west-1/platform/reads.tf").write_text(
+        'data "terraform_remote_state" "x" {\n  backend = "s3"\n'
+        "  config = { bucket = var.bucket, key = var.key, region = var.region }\n}\n"
+    )
+    graph(live, "text")
+    cold = capsys.readouterr()
+    assert "warning:" in cold.err
+    graph(live, "text")
+    warm = capsys.readouterr()
+    assert (warm.out, warm.err) == (cold.out, cold.err)
+
+
+def test_through_the_command_line(live: Path) -> None:
+    """As a user runs it, in a subprocess: the racy window is the real one, waited out."""
+    time.sleep(2.1)
+    cold = run_cli(["graph", "--format", "json"], live).assert_success()
+    assert "answers" in json.loads((live / picture.FILE).read_text())
+    mark_stored_answers(live)
+    warm = run_cli(["graph", "--format", "json"], live).assert_success()
+    assert warm.stdout == SENTINEL
+    (live / "staging-eu-west-1/platform/extra.tf").write_text("locals {}\n")
+    again = run_cli(["graph", "--format", "json"], live).assert_success()
+    assert again.stdout == cold.stdout
+
+
+def test_a_linked_file_is_seen_through_its_link(
+    live: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stacks often link one shared file (`common.tf -> ../../common.tf`): what is read is
+    the target, so an edit there is a change of every stack that links it."""
+    shared = live.parent / "common.tf"
+    shared.write_text("locals {}\n")
+    (live / "staging-eu-west-1/platform/common.tf").symlink_to(shared)
+    (live / "staging-eu-west-1/platform/gone.tf").symlink_to(live.parent / "missing.tf")
+    drawn(live, capsys)
+    mark_stored_answers(live)
+    assert drawn(live, capsys) == SENTINEL
+    shared.write_text(
+        'data "terraform_remote_state" "n" {\n  backend = "s3"\n  config = {\n'
+        '    bucket = "acme-tfstate"\n    key    = "staging/eu-west-1/network.tfstate"\n'
+        '    region = "eu-west-1"\n  }\n}\n'
+    )
+    assert drawn(live, capsys) != SENTINEL
+
+
+def test_check_answers_again_with_its_exit_code_and_sees_changes(
+    live: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tfrun.commands.check import check
+
+    network = live / "staging-eu-west-1/network"
+    (network / "main.tf").write_text((network / "main.tf").read_text() + "\n")
+    for fmt in ("text", "json"):
+        codes = [check(live, fmt) for _ in range(2)]
+        first = capsys.readouterr()
+        assert codes[0] == codes[1]
+        check(live, fmt)
+        second = capsys.readouterr()
+        assert second.out * 2 == first.out and second.err * 2 == first.err, fmt
+    data = json.loads((live / picture.FILE).read_text())
+    assert sum(key.startswith('["check"') for key in data["answers"]) == 2
+    mark_stored_answers(live)
+    check(live, "json")
+    assert capsys.readouterr().out == SENTINEL
+    (network / "versions.tf").write_text('terraform {\n  required_version = ">= 0.12"\n}\n')
+    check(live, "json")
+    assert capsys.readouterr().out != SENTINEL
+
+
+def test_the_sandbox_and_the_binary_are_part_of_a_checks_key(tmp_path: Path) -> None:
+    root = str(tmp_path)
+    nothing = picture.sandbox_state(root)
+    (tmp_path / ".tfrun/sandbox").mkdir(parents=True)
+    (tmp_path / ".tfrun/sandbox/sandbox.json").write_text(json.dumps({"pid": os.getpid()}))
+    running = picture.sandbox_state(root)
+    (tmp_path / ".tfrun/sandbox/sandbox.json").write_text(json.dumps({"pid": 2**22 + 7}))
+    dead = picture.sandbox_state(root)
+    assert len({json.dumps(state) for state in (nothing, running, dead)}) == 3
+    keys = {
+        picture.key_of("check", environ, "text", root)
+        for environ in ({}, {"TFRUN_AWS_ENDPOINT": "http://127.0.0.1:1"}, {"PATH": "/x"})
+    }
+    assert len(keys) == 3

@@ -1,0 +1,201 @@
+"""One picture of the repository, checked rather than rebuilt: `tfrun graph` answers again
+from it while no file it reads changed.
+
+The first run stores its answer with the signature of the repository as it was when that run
+began: every folder under the live root (but .tfrun, .terraform and .git), and the name and stat
+of every file tfrun reads there (.tf, .tf.json, .hcl, .tfvars, .tfvars.json), with the module
+folders outside the root that the stacks call. The next run walks the same tree, one `stat` per
+file and nothing read or parsed (the floor of any check that misses nothing), and when the
+signature is the same, prints the stored answer; nothing heavier than the standard library is
+imported on the way.
+
+Nothing is stored when a file changed within two seconds of the walk (its timestamps might not
+show a second change in the same tick), and another version of tfrun keeps a picture of its own.
+The module folders outside the root are known once the answer is drawn: they are walked then,
+which is sound only because nothing in them changed since the run began (a change would show in
+a file's or the folder's change time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from tfrun.fingerprint import code_key, find_root, signature
+
+FILE = os.path.join(".tfrun", "cache", "picture.json")
+READ = (".tf", ".tf.json", ".hcl", ".tfvars", ".tfvars.json")
+SKIPPED = frozenset({".tfrun", ".terraform", ".git"})
+# A file changed this close to the walk is not trusted (scan/cache.py has the same rule).
+RACY_NS = 2_000_000_000
+_FORMAT = 1
+
+
+def walk(folders: Iterable[str], *, below: bool) -> tuple[str, int]:
+    """The signature of `folders` (with every folder below them when `below`) and the newest
+    change in them, in ns: of a file tfrun reads, or (when not `below`) of a folder's entries.
+    Change times only: a write always sets ctime to now, whatever mtime is set to."""
+    seen: list[object] = []
+    add = seen.append
+    changed = [0]
+    keep = changed.append
+    pending = sorted(folders, reverse=True)
+    while pending:
+        folder = pending.pop()
+        add(folder)
+        try:
+            if not below:
+                keep(os.stat(folder).st_ctime_ns)
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.endswith(READ):
+                        if entry.is_symlink():  # what is read is the target's content
+                            add(os.readlink(entry.path))
+                        try:
+                            st = entry.stat()
+                        except OSError:
+                            add((name, None))
+                            continue
+                        add((name, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+                        keep(st.st_ctime_ns)
+                    elif entry.is_dir(follow_symlinks=False):
+                        if below and name not in SKIPPED:
+                            pending.append(entry.path)
+                    elif entry.is_symlink():
+                        add((name, os.readlink(entry.path)))
+        except OSError:
+            add(None)
+    return hashlib.sha256(repr(seen).encode()).hexdigest(), max(changed)
+
+
+@dataclass
+class Answer:
+    """What a command said, in order (`out` on stdout; `info` and `error` on stderr, as
+    tfrun/ui.py says them), and its exit code: kept, and said again the same way."""
+
+    said: list[tuple[str, str]] = field(default_factory=list)
+    code: int = 0
+
+    def say(self, kind: str, text: str) -> None:
+        self.said.append((kind, text))
+
+    def show(self) -> int:
+        from tfrun import ui
+
+        for kind, text in self.said:
+            getattr(ui, kind)(text)
+        return self.code
+
+
+def sandbox_state(root: str) -> list[object]:
+    """The live root's sandbox as commands that render generated files see it: its record,
+    and whether its server still runs (a dead one is an error, not an answer to keep)."""
+    path = os.path.join(root, ".tfrun", "sandbox", "sandbox.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            pid = json.load(handle)["pid"]
+        os.kill(int(pid), 0)
+        alive = True
+    except (OSError, ValueError, KeyError, TypeError):
+        alive = False
+    return [signature(path), alive]
+
+
+def key_of(command: str, environ: Mapping[str, str], *parts: object) -> str:
+    """A stored answer's key: the command and what else it depends on."""
+    return json.dumps([command, *parts, {k: environ.get(k) for k in _ENVIRONMENT}])
+
+
+_SAYING = ("out", "info", "error")
+# What the answers of `graph` and `check` depend on besides the files.
+_ENVIRONMENT = ("TFRUN_AWS_ENDPOINT", "TFRUN_TERRAFORM", "PATH")
+
+
+class Picture:
+    """The stored answers of one live root, and whether they still hold."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.path = os.path.join(root, FILE)
+        self.began_ns = time.time_ns()
+        stored = _load(self.path)
+        outside = stored.get("outside")
+        self.outside = [str(d) for d in outside] if isinstance(outside, list) else []
+        self.tree, newest = walk([root], below=True)
+        self.modules, newest_module = walk(self.outside, below=False)
+        self.settled = max(newest, newest_module) < self.began_ns - RACY_NS
+        self.signature = [self.tree, self.modules]
+        answers = stored.get("answers")
+        holds = stored.get("signature") == self.signature
+        self.answers: dict[str, object] = answers if holds and isinstance(answers, dict) else {}
+
+    def answer(self, key: str) -> Answer | None:
+        found = self.answers.get(key)
+        try:
+            said = [(str(kind), str(text)) for kind, text in found["said"]]  # type: ignore[index]
+            answer = Answer(said, int(found["code"]))  # type: ignore[index]
+        except (KeyError, TypeError, ValueError):
+            return None
+        return answer if all(kind in _SAYING for kind, _ in said) else None
+
+    def keep(self, key: str, answer: Answer, outside: Iterable[str]) -> None:
+        """Store an answer computed from the files as this picture's walk found them;
+        `outside`: the module folders outside the root that the answer read."""
+        from tfrun.files import write_atomically
+
+        root = self.root + os.sep
+        wanted = sorted({d for d in outside if not (d + os.sep).startswith(root)})
+        settled, modules, answers = self.settled, self.modules, self.answers
+        if wanted != self.outside:
+            # Walked after the answer was drawn: sound only if nothing in them (files, or a
+            # folder's entries) changed since this run began, for any change would show.
+            modules, newest = walk(wanted, below=False)
+            settled = settled and newest < self.began_ns - RACY_NS
+            answers = {}
+        if not settled:
+            return
+        data = {
+            "format": _FORMAT,
+            "code": code_key(),
+            "outside": wanted,
+            "signature": [self.tree, modules],
+            "answers": {**answers, key: {"said": answer.said, "code": answer.code}},
+        }
+        from pathlib import Path
+
+        # A read-only checkout answers in full every time, and is no worse for it.
+        with contextlib.suppress(OSError):
+            write_atomically(Path(self.path), json.dumps(data), private=True)
+
+
+def _load(path: str) -> dict[str, object]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        return {}
+    if data.get("code") != code_key():
+        return {}
+    return data
+
+
+def answered(start: str, key: str, draw: Callable[[], tuple[Answer, Iterable[str]]]) -> Answer:
+    """The answer to `key` for the live root holding `start`: from its picture when that
+    holds, else drawn (`draw` gives it and the module folders outside the root it read) and
+    kept."""
+    root = find_root(start if os.path.isdir(start) else os.path.dirname(start))
+    picture = Picture(root) if root is not None else None
+    found = picture.answer(key) if picture is not None else None
+    if found is None:
+        found, outside = draw()
+        if picture is not None:
+            picture.keep(key, found, outside)
+    return found
