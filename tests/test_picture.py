@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, run_cli
+from helpers import REPO_ROOT, commit, git, run_cli
 
 from tfrun import picture
 from tfrun.commands.graph import graph
@@ -216,3 +216,53 @@ def test_the_sandbox_and_the_binary_are_part_of_a_checks_key(tmp_path: Path) -> 
         for environ in ({}, {"TFRUN_AWS_ENDPOINT": "http://127.0.0.1:1"}, {"PATH": "/x"})
     }
     assert len(keys) == 3
+
+
+@pytest.fixture
+def repo_top(live: Path) -> Path:
+    """The examples' copy as a git repository of two commits: the second edits a module."""
+    top = live.parent
+    git(top, "init", "-q", "-b", "main")
+    commit(top, "one")
+    table = next((top / "modules/table").glob("*.tf"))
+    table.write_text(table.read_text() + "\n# a change\n")
+    commit(top, "two")
+    return top
+
+
+def affected_json(live: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    from tfrun.commands.affected import run
+
+    run(live, base="HEAD~1", fmt="json", head=extra[0] if extra else None)
+    return capsys.readouterr().out
+
+
+def test_affected_answers_again_while_git_says_the_same(
+    live: Path, repo_top: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cold = affected_json(live, capsys)
+    assert json.loads(cold)["stacks"], "the module change affects the stacks that use it"
+    assert affected_json(live, capsys) == cold
+    mark_stored_answers(live)
+    assert affected_json(live, capsys) == SENTINEL
+    # Another file in a stack's folder, not one tfrun reads: only git tells.
+    (live / "staging-eu-west-1/network/README.md").write_text("notes\n")
+    untracked = affected_json(live, capsys)
+    assert untracked != SENTINEL
+    assert "staging-eu-west-1/network" in [s["path"] for s in json.loads(untracked)["stacks"]]
+    mark_stored_answers(live)
+    commit(repo_top, "three")  # the same files, committed: HEAD moved
+    assert affected_json(live, capsys) != SENTINEL
+
+
+def test_affected_with_a_ref_git_does_not_know_says_why(
+    live: Path, repo_top: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tfrun.commands.affected import run
+    from tfrun.errors import UsageError
+
+    with pytest.raises(UsageError, match="not a commit"):
+        run(live, base="no-such-branch", fmt="json")
+    assert not (live / picture.FILE).exists() or "answers" not in json.loads(
+        (live / picture.FILE).read_text()
+    )

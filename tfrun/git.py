@@ -161,6 +161,30 @@ def git_change(
     )
 
 
+def state(where: Path, refs: Sequence[str], *, working_tree: bool) -> Callable[[], str | None]:
+    """What a change's answer depends on in git, asked in the background: the commits `refs`
+    and HEAD name, and (`working_tree`) which files differ from HEAD or are untracked. Call
+    the result for it; None when git cannot say (a ref that is not a commit: the full run
+    explains)."""
+    quiet = ["git", "--no-optional-locks"]
+    names = [*(f"{ref}^{{commit}}" for ref in refs), "HEAD"]
+    asked = [process.started([*quiet, "rev-parse", "--end-of-options", *names], where)]
+    if working_tree:
+        status = ["status", "--porcelain=v1", "-z", "--untracked-files=all"]
+        asked.append(process.started([*quiet, *status], where))
+
+    def answer() -> str | None:
+        outputs = []
+        for child in asked:
+            out, _err = child.communicate()
+            if child.returncode != 0:
+                return None
+            outputs.append(out)
+        return "\0".join(outputs)
+
+    return answer
+
+
 def tree_files(top: Path, commit: str, under: str) -> list[str]:
     """Every file of `commit` below `under` (relative to the top; "" for all)."""
     out = _git_out(["ls-tree", "-r", "-z", "--name-only", commit, "--", under or "."], top)

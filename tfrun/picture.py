@@ -187,15 +187,21 @@ def _load(path: str) -> dict[str, object]:
     return data
 
 
-def answered(start: str, key: str, draw: Callable[[], tuple[Answer, Iterable[str]]]) -> Answer:
+def answered(
+    start: str,
+    key: str | Callable[[], str | None],
+    draw: Callable[[], tuple[Answer, Iterable[str]]],
+) -> Answer:
     """The answer to `key` for the live root holding `start`: from its picture when that
     holds, else drawn (`draw` gives it and the module folders outside the root it read) and
-    kept."""
+    kept. A `key` to call is asked after the walk (what it waits for runs meanwhile); None
+    from it: this answer is not one to keep."""
     root = find_root(start if os.path.isdir(start) else os.path.dirname(start))
     picture = Picture(root) if root is not None else None
-    found = picture.answer(key) if picture is not None else None
+    named = key() if callable(key) else key
+    found = picture.answer(named) if picture is not None and named is not None else None
     if found is None:
         found, outside = draw()
-        if picture is not None:
-            picture.keep(key, found, outside)
+        if picture is not None and named is not None:
+            picture.keep(named, found, outside)
     return found

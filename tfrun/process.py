@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-import anyio
-import anyio.abc
+if TYPE_CHECKING:
+    import anyio.abc
 
 from tfrun.errors import ToolMissingError
 from tfrun.files import open_private
@@ -69,6 +69,20 @@ def run(
         check=False,
     )
     return Outcome(completed.returncode, completed.stdout, completed.stderr)
+
+
+def started(argv: Sequence[str], cwd: Path) -> subprocess.Popen[str]:
+    """A short command left running while tfrun does something else; its output is read
+    with `communicate()`."""
+    executable = resolve_executable(argv[0])
+    return subprocess.Popen(
+        [executable, *argv[1:]],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def spawn_detached(
@@ -213,6 +227,8 @@ async def run_in_group(launch: Launch, groups: ProcessGroups, *, grace_s: float 
     is gone afterwards: one still running gets SIGINT, SIGTERM, then SIGKILL, `grace_s` apart,
     and whatever the leader left behind in its own group is killed.
     """
+    import anyio  # only to run terraform: commands that only read need none of it
+
     executable = resolve_executable(launch.argv[0])
     with ExitStack() as files:
         log = files.enter_context(os.fdopen(open_private(launch.log, "ab"), "ab"))
@@ -263,6 +279,8 @@ async def _copy(source: anyio.abc.ByteReceiveStream, targets: Sequence[IO[bytes]
 
 
 async def _stop(child: anyio.abc.Process, groups: ProcessGroups, grace_s: float) -> None:
+    import anyio
+
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         groups.send(child.pid, signum)
         with anyio.move_on_after(grace_s if signum != signal.SIGKILL else None):

@@ -1,15 +1,20 @@
-"""`tfrun affected --base REF [--head REF] [--with-dependents] [--format F] [PATH]`."""
+"""`tfrun affected --base REF [--head REF] [--with-dependents] [--format F] [PATH]`.
+
+Answered from the repository's picture (tfrun/picture.py) while no file it reads changed and
+git says what it said: the same commits, and the same files changed or untracked."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tfrun import ui
-from tfrun.affected import Report, affected
+from tfrun import git, picture
 from tfrun.errors import UsageError
+
+if TYPE_CHECKING:
+    from tfrun.affected import Report
 
 FORMATS = ("text", "json", "paths")
 
@@ -24,26 +29,49 @@ def run(
 ) -> int:
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: choose one of {', '.join(FORMATS)}.")
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or folder.")
+    start = os.path.realpath(path)
+    folder = Path(start if os.path.isdir(start) else os.path.dirname(start))
+    asked = git.state(folder, [base, *([head] if head else [])], working_tree=head is None)
+
+    def key() -> str | None:
+        said = asked()
+        where = os.getcwd()  # --format paths is relative to it
+        parts = (start, base, head, with_dependents, fmt, where, said)
+        return None if said is None else picture.key_of("affected", os.environ, *parts)
+
+    drawn = picture.answered(start, key, lambda: _drawn(path, base, head, with_dependents, fmt))
+    return drawn.show()
+
+
+def _drawn(
+    path: Path, base: str, head: str | None, with_dependents: bool, fmt: str
+) -> tuple[picture.Answer, set[str]]:
+    from tfrun.affected import affected
+
     report = affected(path, base, head, with_dependents=with_dependents)
+    answer = picture.Answer()
     if report.change is not None:
         for note in report.change.notes:
-            ui.info(f"note: {note}.")
+            answer.say("info", f"note: {note}.")
     if fmt == "json":
-        ui.out(json.dumps(to_json(report), indent=2))
+        answer.say("out", json.dumps(to_json(report), indent=2))
     elif fmt == "paths":
         # Relative to where the command runs, so `for p in $(tfrun affected ...)` works as is.
         lines = [os.path.relpath(report.root / a.stack.rel, Path.cwd()) for a in report.stacks]
         if lines:
-            ui.out("\n".join(lines))
+            answer.say("out", "\n".join(lines))
     else:
         text = to_text(report)
         if text:
-            ui.out(text)
+            answer.say("out", text)
     for gone in report.deleted:
-        ui.info(f"warning: {deleted_message(gone.rel, gone.key, gone.renamed_to)}")
+        answer.say("info", f"warning: {deleted_message(gone.rel, gone.key, gone.renamed_to)}")
     if not report.stacks and not report.deleted and fmt == "text":
-        ui.info(f"no stacks are affected by the change from {base}.")
-    return 0
+        answer.say("info", f"no stacks are affected by the change from {base}.")
+    modules = {str(m) for facts in report.facts.values() for m in facts.modules}
+    return answer, modules
 
 
 def deleted_message(rel: str, key: str | None, renamed_to: str | None) -> str:
