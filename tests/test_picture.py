@@ -266,3 +266,25 @@ def test_affected_with_a_ref_git_does_not_know_says_why(
     assert not (live / picture.FILE).exists() or "answers" not in json.loads(
         (live / picture.FILE).read_text()
     )
+
+
+def test_ci_gitlab_answers_again_and_follows_the_base_gitlab_names(
+    live: Path, repo_top: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tfrun.commands.ci import gitlab
+
+    def pipeline(**environ: str) -> str:
+        gitlab(live, environ=environ)
+        return capsys.readouterr().out
+
+    first = git(repo_top, "rev-list", "--max-parents=0", "HEAD").strip()
+    cold = pipeline(CI_MERGE_REQUEST_DIFF_BASE_SHA=first)
+    assert "table" in cold or "data" in cold
+    assert pipeline(CI_MERGE_REQUEST_DIFF_BASE_SHA=first) == cold
+    mark_stored_answers(live)
+    assert pipeline(CI_MERGE_REQUEST_DIFF_BASE_SHA=first) == SENTINEL
+    # Another base from GitLab's variables is another question.
+    every = pipeline()
+    assert every not in (SENTINEL, cold)
+    head = git(repo_top, "rev-parse", "HEAD").strip()
+    assert pipeline(CI_MERGE_REQUEST_DIFF_BASE_SHA=head) != SENTINEL

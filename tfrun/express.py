@@ -28,8 +28,15 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tfrun.fingerprint import code_key, find_root, signature
+
+if TYPE_CHECKING:  # the full run's side; the short way imports nothing of tfrun's but this
+    from tfrun.discovery import Stack
+    from tfrun.terraform import Terraform
+    from tfrun.workspace import Workspace
 
 SETTING = "TFRUN_EXPRESS"
 RECORDS = os.path.join(".tfrun", "cache", "express")
@@ -169,8 +176,6 @@ def replay(tfrun_argv: Sequence[str]) -> None:
 
 
 def _note_run(root: str, launch: Launch) -> None:
-    from pathlib import Path
-
     from tfrun.files import open_private
     from tfrun.run.folder import new_run_dir
 
@@ -192,6 +197,65 @@ def _note_run(root: str, launch: Launch) -> None:
 
 def enabled_here(environ: Mapping[str, str], in_ci: bool) -> bool:
     return not in_ci and _enabled(environ)
+
+
+def launch_of(
+    workspace: Workspace, stack: Stack, toolchain: Terraform, argv: Sequence[str], until: float
+) -> tuple[Launch, list[str]]:
+    """What the full run of one foreground command did, and every file whose change could
+    make it do something else, with those of them it read (not wrote)."""
+    from tfrun import sandbox
+    from tfrun.config import ROOT_FILE, STACK_FILE
+    from tfrun.discovery import GENERATED_NAMES
+    from tfrun.run import logs
+    from tfrun.run.folder import DEFAULT_KEEP_RUNS
+    from tfrun.run.locks import owner_path, stack_lock_path
+    from tfrun.terraform import INIT_MARKER
+
+    files: dict[str, list[int] | None] = {}
+    inputs: list[str] = []
+
+    def watch(path: Path, *, written: bool = False) -> None:
+        files[str(path)] = signature(str(path))
+        if not written:
+            inputs.append(str(path))
+
+    # The config of this stack, and of the stacks its generated remote state names the keys of.
+    targets = [(stack.path / rel).resolve() for rel in stack.config.remote_state.values()]
+    for folder in {Path.cwd(), stack.path, *targets}:
+        for above in (folder, *folder.parents):
+            watch(above / ROOT_FILE)
+        watch(folder / STACK_FILE)
+    listed = listing(str(stack.path))
+    for name in listed:
+        watch(stack.path / name, written=name in GENERATED_NAMES)
+    for path in (
+        stack.path / ".terraform" / INIT_MARKER,
+        stack.path / ".terraform.lock.hcl",
+        workspace.root / ".gitignore",
+        Path(toolchain.binary),
+    ):
+        watch(path, written=True)
+    box = sandbox.lookup(workspace.root)
+    if box is not None:
+        watch(box.state_file)
+    lock = stack_lock_path(stack)
+    launch = Launch(
+        argv=list(argv),
+        cwd=str(stack.path),
+        env_set={k: v for k, v in toolchain.env.items() if os.environ.get(k) != v},
+        env_unset=[k for k in os.environ if k not in toolchain.env],
+        command=argv[1],
+        logged=logs.redact(argv),
+        lock=str(lock),
+        owner=str(owner_path(lock)),
+        keep_runs=stack.config.keep_runs or DEFAULT_KEEP_RUNS,
+        until=until,
+        files=files,
+        listings={str(stack.path): listed},
+        sandbox_pid=box.box.pid if box is not None and box.box is not None else None,
+    )
+    return launch, inputs
 
 
 def remember(
@@ -221,8 +285,6 @@ def remember(
         "environment": _environment_key(os.environ),
         **asdict(launch),
     }
-    from pathlib import Path
-
     write_atomically(Path(path), json.dumps(data), private=True)
     return True
 

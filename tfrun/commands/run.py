@@ -17,28 +17,23 @@ from typing import Any
 from tfrun import (
     auth,
     express,
-    fingerprint,
     generate,
     planned,
     process,
     recreate,
     safety,
-    sandbox,
     scope,
     tfargs,
     ui,
 )
 from tfrun.commands import approval
 from tfrun.commands.run_args import RunArgs
-from tfrun.config import ROOT_FILE, STACK_FILE
-from tfrun.discovery import GENERATED_NAMES, Stack, is_stack_dir
+from tfrun.discovery import Stack, is_stack_dir
 from tfrun.errors import ConfigError, RefusedError, UsageError
 from tfrun.report import Result, RunReport, Status
-from tfrun.run import engine, logs
-from tfrun.run.folder import DEFAULT_KEEP_RUNS
-from tfrun.run.locks import owner_path, stack_lock_path
+from tfrun.run import engine
 from tfrun.run.stack import OUTPUT_SUFFIX
-from tfrun.terraform import INIT_MARKER, Terraform, render, resolve
+from tfrun.terraform import Terraform, render, resolve
 from tfrun.workspace import Workspace
 
 
@@ -236,7 +231,6 @@ def run(args: RunArgs) -> int:
                 [stack], operation, allow_recreate=args.allow_recreate, show_plan=plans.show
             )
 
-    # A destroy (or a plan of one) runs dependents first: a stack goes before what it reads.
     # What a foreground, read-only command ran: the next identical one may run it directly.
     launched: list[Sequence[str]] = []
     shortcut = (
@@ -251,6 +245,7 @@ def run(args: RunArgs) -> int:
         and args.upstream_plans is None
         and express.enabled_here(os.environ, in_ci=safety.detect_ci(os.environ) is not None)
     )
+    # A destroy (or a plan of one) runs dependents first: a stack goes before what it reads.
     destroying = args.command != "state" and operation.effect in (
         tfargs.Effect.DESTROY,
         tfargs.Effect.PLAN_DESTROY,
@@ -283,64 +278,13 @@ def run(args: RunArgs) -> int:
         [result] = report.results.values()
         ran = launched and result.status in (Status.SUCCEEDED, Status.FAILED)
         if shortcut and ran and (result.exit_code or 0) < 128:
-            shortcut_launch = express_launch(workspace, stacks[0], toolchain, launched[0], until)
-            express.remember(str(workspace.root), args.argv, *shortcut_launch, started)
+            launch, inputs = express.launch_of(workspace, stacks[0], toolchain, launched[0], until)
+            express.remember(str(workspace.root), args.argv, launch, inputs, started)
         else:
             express.forget(str(workspace.root), args.argv)
     if args.command == "output" and not foreground and report.run_dir is not None:
         print_outputs(report, stacks, as_json=tfargs.has_flag(args.tf_args, "json"))
     return engine.exit_code(report, options)
-
-
-def express_launch(
-    workspace: Workspace, stack: Stack, toolchain: Terraform, argv: Sequence[str], until: float
-) -> tuple[express.Launch, list[str]]:
-    """What the full run of one foreground command did, and every file whose change could
-    make it do something else (tfrun/express.py), with those of them it read (not wrote)."""
-    files: dict[str, list[int] | None] = {}
-    inputs: list[str] = []
-
-    def watch(path: Path, *, written: bool = False) -> None:
-        files[str(path)] = fingerprint.signature(str(path))
-        if not written:
-            inputs.append(str(path))
-
-    # The config of this stack, and of the stacks its generated remote state names the keys of.
-    targets = [(stack.path / rel).resolve() for rel in stack.config.remote_state.values()]
-    for folder in {Path.cwd(), stack.path, *targets}:
-        for above in (folder, *folder.parents):
-            watch(above / ROOT_FILE)
-        watch(folder / STACK_FILE)
-    listed = express.listing(str(stack.path))
-    for name in listed:
-        watch(stack.path / name, written=name in GENERATED_NAMES)
-    for path in (
-        stack.path / ".terraform" / INIT_MARKER,
-        stack.path / ".terraform.lock.hcl",
-        workspace.root / ".gitignore",
-        Path(toolchain.binary),
-    ):
-        watch(path, written=True)
-    box = sandbox.lookup(workspace.root)
-    if box is not None:
-        watch(box.state_file)
-    lock = stack_lock_path(stack)
-    launch = express.Launch(
-        argv=list(argv),
-        cwd=str(stack.path),
-        env_set={k: v for k, v in toolchain.env.items() if os.environ.get(k) != v},
-        env_unset=[k for k in os.environ if k not in toolchain.env],
-        command=argv[1],
-        logged=logs.redact(argv),
-        lock=str(lock),
-        owner=str(owner_path(lock)),
-        keep_runs=stack.config.keep_runs or DEFAULT_KEEP_RUNS,
-        until=until,
-        files=files,
-        listings={str(stack.path): listed},
-        sandbox_pid=box.box.pid if box is not None and box.box is not None else None,
-    )
-    return launch, inputs
 
 
 def print_outputs(report: RunReport, stacks: list[Stack], *, as_json: bool) -> None:
