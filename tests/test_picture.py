@@ -9,6 +9,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import REPO_ROOT, commit, git, run_cli
@@ -35,13 +36,19 @@ def drawn(live: Path, capsys: pytest.CaptureFixture[str], fmt: str = "json") -> 
     return capsys.readouterr().out
 
 
+def stored(live: Path) -> dict[Path, dict[str, Any]]:
+    folder = live / picture.ANSWERS
+    return {p: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+def rewrite_answers(live: Path, **changes: object) -> None:
+    for path, data in stored(live).items():
+        path.write_text(json.dumps({**data, **changes}))
+
+
 def mark_stored_answers(live: Path) -> None:
     """Replace each stored answer by a sentinel: printing it proves the picture answered."""
-    path = live / picture.FILE
-    data = json.loads(path.read_text())
-    for answer in data["answers"].values():
-        answer["said"] = [["out", SENTINEL]]
-    path.write_text(json.dumps(data))
+    rewrite_answers(live, said=[["out", SENTINEL]])
 
 
 def test_the_second_graph_answers_from_the_picture_byte_for_byte(
@@ -50,10 +57,10 @@ def test_the_second_graph_answers_from_the_picture_byte_for_byte(
     for fmt in ("json", "text", "dot", "mermaid"):
         cold = drawn(live, capsys, fmt)
         assert drawn(live, capsys, fmt) == cold, fmt
-    data = json.loads((live / picture.FILE).read_text())
-    assert len(data["answers"]) == 4
+    assert len(stored(live)) == 4
     # The examples' modules are outside the live root: their folders are in the picture.
-    assert str(live.parent / "modules" / "table") in data["outside"]
+    outside = json.loads((live / picture.FILE).read_text())["outside"]
+    assert str(live.parent / "modules" / "table") in outside
     mark_stored_answers(live)
     assert drawn(live, capsys) == SENTINEL
 
@@ -101,7 +108,7 @@ def test_any_change_means_a_full_run(
     after = drawn(live, capsys)
     assert after != SENTINEL, change
     # And it is what a run without any picture says.
-    (live / picture.FILE).unlink()
+    shutil.rmtree(live / picture.ANSWERS)
     assert drawn(live, capsys) == after
 
 
@@ -110,8 +117,7 @@ def test_a_picture_of_another_version_is_not_used(
 ) -> None:
     drawn(live, capsys)
     mark_stored_answers(live)
-    path = live / picture.FILE
-    path.write_text(json.dumps({**json.loads(path.read_text()), "code": "another tfrun"}))
+    rewrite_answers(live, tfrun="another tfrun")
     assert drawn(live, capsys) != SENTINEL
 
 
@@ -120,7 +126,8 @@ def test_a_broken_picture_is_not_used(
     live: Path, capsys: pytest.CaptureFixture[str], content: str
 ) -> None:
     cold = drawn(live, capsys)
-    (live / picture.FILE).write_text(content)
+    for path in [live / picture.FILE, *stored(live)]:
+        path.write_text(content)
     assert drawn(live, capsys) == cold
 
 
@@ -129,7 +136,7 @@ def test_files_changed_just_before_the_walk_are_not_trusted(
 ) -> None:
     monkeypatch.setattr(picture, "RACY_NS", 2_000_000_000)
     drawn(live, capsys)  # the copy was just written: nothing is stored
-    assert not (live / picture.FILE).exists()
+    assert not stored(live)
 
 
 def test_warnings_are_said_again(live: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -149,7 +156,7 @@ def test_through_the_command_line(live: Path) -> None:
     """As a user runs it, in a subprocess: the racy window is the real one, waited out."""
     time.sleep(2.1)
     cold = run_cli(["graph", "--format", "json"], live).assert_success()
-    assert "answers" in json.loads((live / picture.FILE).read_text())
+    assert stored(live)
     mark_stored_answers(live)
     warm = run_cli(["graph", "--format", "json"], live).assert_success()
     assert warm.stdout == SENTINEL
@@ -192,8 +199,7 @@ def test_check_answers_again_with_its_exit_code_and_sees_changes(
         check(live, fmt)
         second = capsys.readouterr()
         assert second.out * 2 == first.out and second.err * 2 == first.err, fmt
-    data = json.loads((live / picture.FILE).read_text())
-    assert sum(key.startswith('["check"') for key in data["answers"]) == 2
+    assert sum(data["key"].startswith('["check"') for data in stored(live).values()) == 2
     mark_stored_answers(live)
     check(live, "json")
     assert capsys.readouterr().out == SENTINEL
@@ -263,9 +269,7 @@ def test_affected_with_a_ref_git_does_not_know_says_why(
 
     with pytest.raises(UsageError, match="not a commit"):
         run(live, base="no-such-branch", fmt="json")
-    assert not (live / picture.FILE).exists() or "answers" not in json.loads(
-        (live / picture.FILE).read_text()
-    )
+    assert not stored(live)
 
 
 def test_ci_gitlab_answers_again_and_follows_the_base_gitlab_names(
@@ -288,3 +292,20 @@ def test_ci_gitlab_answers_again_and_follows_the_base_gitlab_names(
     assert every not in (SENTINEL, cold)
     head = git(repo_top, "rev-parse", "HEAD").strip()
     assert pipeline(CI_MERGE_REQUEST_DIFF_BASE_SHA=head) != SENTINEL
+
+
+def test_affected_below_the_root_sees_a_change_anywhere_in_the_repository(
+    live: Path, repo_top: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tfrun.commands.affected import run
+
+    below = live / "staging-eu-west-1"
+    run(below, base="HEAD", fmt="json")
+    cold = capsys.readouterr().out
+    assert json.loads(cold)["stacks"] == []
+    mark_stored_answers(live)
+    # Not a file tfrun reads, outside the folder asked about: git's status tells.
+    (repo_top / "modules/table/NOTES.md").write_text("why\n")
+    run(below, base="HEAD", fmt="json")
+    after = json.loads(capsys.readouterr().out)
+    assert [s["path"] for s in after["stacks"]] == ["staging-eu-west-1/data"]

@@ -170,7 +170,9 @@ def state(where: Path, refs: Sequence[str], *, working_tree: bool) -> Callable[[
     names = [*(f"{ref}^{{commit}}" for ref in refs), "HEAD"]
     asked = [process.started([*quiet, "rev-parse", "--end-of-options", *names], where)]
     if working_tree:
-        status = ["status", "--porcelain=v1", "-z", "--untracked-files=all"]
+        # Not what tfrun and terraform keep (their caches, this answer's own among them).
+        mine = [f":(top,exclude,glob)**/{folder}/**" for folder in (".tfrun", ".terraform")]
+        status = ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ":/", *mine]
         asked.append(process.started([*quiet, *status], where))
 
     def answer() -> str | None:

@@ -1,5 +1,6 @@
-"""One picture of the repository, checked rather than rebuilt: `tfrun graph` answers again
-from it while no file it reads changed.
+"""One picture of the repository, checked rather than rebuilt: `graph`, `check`, `affected`
+and `ci gitlab` answer again from it while no file they read changed (and, for the last two,
+while git says what it said: tfrun/git.py's `state`).
 
 The first run stores its answer with the signature of the repository as it was when that run
 began: every folder under the live root (but .tfrun, .terraform and .git), and the name and stat
@@ -24,11 +25,13 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from tfrun.fingerprint import code_key, find_root, signature
 
-FILE = os.path.join(".tfrun", "cache", "picture.json")
+FILE = os.path.join(".tfrun", "cache", "picture.json")  # the module folders outside the root
+ANSWERS = os.path.join(".tfrun", "cache", "answers")  # one file per question
+KEEP_ANSWERS = 64
 READ = (".tf", ".tf.json", ".hcl", ".tfvars", ".tfvars.json")
 SKIPPED = frozenset({".tfrun", ".terraform", ".git"})
 # A file changed this close to the walk is not trusted (scan/cache.py has the same rule).
@@ -122,24 +125,22 @@ class Picture:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.path = os.path.join(root, FILE)
         self.began_ns = time.time_ns()
-        stored = _load(self.path)
+        self.code = code_key()
+        stored = _load(os.path.join(root, FILE), self.code)
         outside = stored.get("outside")
         self.outside = [str(d) for d in outside] if isinstance(outside, list) else []
         self.tree, newest = walk([root], below=True)
         self.modules, newest_module = walk(self.outside, below=False)
         self.settled = max(newest, newest_module) < self.began_ns - RACY_NS
-        self.signature = [self.tree, self.modules]
-        answers = stored.get("answers")
-        holds = stored.get("signature") == self.signature
-        self.answers: dict[str, object] = answers if holds and isinstance(answers, dict) else {}
 
     def answer(self, key: str) -> Answer | None:
-        found = self.answers.get(key)
+        found = _load(self._answer_path(key), self.code)
+        if found.get("key") != key or found.get("signature") != [self.tree, self.modules]:
+            return None
         try:
-            said = [(str(kind), str(text)) for kind, text in found["said"]]  # type: ignore[index]
-            answer = Answer(said, int(found["code"]))  # type: ignore[index]
+            said = [(str(kind), str(text)) for kind, text in found["said"]]  # type: ignore[attr-defined]
+            answer = Answer(said, int(found["code"]))  # type: ignore[call-overload]
         except (KeyError, TypeError, ValueError):
             return None
         return answer if all(kind in _SAYING for kind, _ in said) else None
@@ -147,44 +148,56 @@ class Picture:
     def keep(self, key: str, answer: Answer, outside: Iterable[str]) -> None:
         """Store an answer computed from the files as this picture's walk found them;
         `outside`: the module folders outside the root that the answer read."""
-        from tfrun.files import write_atomically
-
         root = self.root + os.sep
         wanted = sorted({d for d in outside if not (d + os.sep).startswith(root)})
-        settled, modules, answers = self.settled, self.modules, self.answers
+        settled, modules = self.settled, self.modules
         if wanted != self.outside:
             # Walked after the answer was drawn: sound only if nothing in them (files, or a
             # folder's entries) changed since this run began, for any change would show.
             modules, newest = walk(wanted, below=False)
             settled = settled and newest < self.began_ns - RACY_NS
-            answers = {}
-        if not settled:
-            return
-        data = {
-            "format": _FORMAT,
-            "code": code_key(),
-            "outside": wanted,
-            "signature": [self.tree, modules],
-            "answers": {**answers, key: {"said": answer.said, "code": answer.code}},
-        }
+            self._write(os.path.join(self.root, FILE), {"outside": wanted})
+        if settled:
+            stored = {"key": key, "signature": [self.tree, modules], **asdict(answer)}
+            self._write(self._answer_path(key), stored)
+            _prune(os.path.join(self.root, ANSWERS))
+
+    def _answer_path(self, key: str) -> str:
+        name = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return os.path.join(self.root, ANSWERS, f"{name}.json")
+
+    def _write(self, path: str, data: dict[str, object]) -> None:
         from pathlib import Path
+
+        from tfrun.files import write_atomically
 
         # A read-only checkout answers in full every time, and is no worse for it.
         with contextlib.suppress(OSError):
-            write_atomically(Path(self.path), json.dumps(data), private=True)
+            text = json.dumps({"format": _FORMAT, "tfrun": self.code, **data})
+            write_atomically(Path(path), text, private=True)
 
 
-def _load(path: str) -> dict[str, object]:
+def _load(path: str, code: str) -> dict[str, object]:
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError):
         return {}
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        return {}
-    if data.get("code") != code_key():
+    if not isinstance(data, dict) or data.get("format") != _FORMAT or data.get("tfrun") != code:
         return {}
     return data
+
+
+def _prune(folder: str) -> None:
+    """Answers to questions nobody asked lately go (each commit asks `affected` anew)."""
+    with contextlib.suppress(OSError):
+        with os.scandir(folder) as entries:
+            kept = sorted(
+                ((e.stat().st_mtime_ns, e.path) for e in entries if e.name.endswith(".json")),
+                reverse=True,
+            )
+        for _mtime, path in kept[KEEP_ANSWERS:]:
+            os.unlink(path)
 
 
 def answered(
