@@ -247,11 +247,15 @@ def is_generated(path: Path) -> bool:
 def refuse_person_files(files: Sequence[GeneratedFile]) -> None:
     for file in files:
         if file.path.exists() and not is_generated(file.path):
-            raise ConfigError(
-                f"{file.path}: this file was written by a person (it has no tfrun signature "
-                "line), and tfrun generates a file of this name. tfrun will not overwrite it: "
-                f"move its content into tfrun.hcl or stack.hcl (or rename it), then run again."
-            )
+            raise _person_file(file.path)
+
+
+def _person_file(path: Path) -> ConfigError:
+    return ConfigError(
+        f"{path}: this file was written by a person (it has no tfrun signature "
+        "line), and tfrun generates a file of this name. tfrun will not overwrite it: "
+        f"move its content into tfrun.hcl or stack.hcl (or rename it), then run again."
+    )
 
 
 def stale_generated(stack: Stack, files: Sequence[GeneratedFile]) -> list[Path]:
@@ -265,20 +269,28 @@ def stale_generated(stack: Stack, files: Sequence[GeneratedFile]) -> list[Path]:
 
 
 def write(stack: Stack, files: Sequence[GeneratedFile]) -> list[Path]:
-    """Write what changed; returns the paths written or removed."""
-    refuse_person_files(files)
+    """Write what changed; returns the paths written or removed. Runs before every command in
+    every stack: one listing, and each file that is there read once."""
+    try:
+        present: frozenset[str] = GENERATED_NAMES.intersection(os.listdir(stack.path))
+    except FileNotFoundError:
+        present = frozenset()
+    current: dict[str, str] = {}
+    for file in files:
+        if file.path.name in present:
+            text = file.path.read_text(encoding="utf-8", errors="replace")
+            if not is_signed(text):
+                raise _person_file(file.path)
+            current[file.path.name] = text
     changed = []
     for file in files:
-        try:
-            current = file.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current = None
-        if current != file.content:
+        if current.get(file.path.name) != file.content:
             write_atomically(file.path, file.content)
             changed.append(file.path)
-    for path in stale_generated(stack, files):
-        path.unlink()
-        changed.append(path)
+    for name in sorted(present - {file.path.name for file in files}):
+        if is_generated(stack.path / name):
+            (stack.path / name).unlink()
+            changed.append(stack.path / name)
     return changed
 
 
