@@ -27,12 +27,13 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tfrun.fingerprint import code_key, find_root, signature
 
+# Not typing's: the short way imports as little as it can (typing and dataclasses, with what
+# they import, were a third of what tfrun added to a command).
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # the full run's side; the short way imports nothing of tfrun's but this
     from tfrun.discovery import Stack
     from tfrun.terraform import Terraform
@@ -53,7 +54,6 @@ _SETTLED_S = 2.0
 NOTE = "tfrun: run as terraform itself: nothing tfrun prepares here changed since the last run"
 
 
-@dataclass(frozen=True)
 class Launch:
     """What a full run did in the end, and what must be as it was for it to do it again."""
 
@@ -70,7 +70,12 @@ class Launch:
     # path → signature; None: the file must not exist.
     files: dict[str, list[int] | None]
     listings: dict[str, list[str]]  # folder → the names in it that tfrun reads
-    sandbox_pid: int | None = None
+    sandbox_pid: int | None
+
+    def __init__(self, **fields: object) -> None:
+        if fields.keys() != Launch.__annotations__.keys():
+            raise TypeError("not a record of this tfrun")
+        self.__dict__.update(fields)
 
 
 def listing(folder: str) -> list[str]:
@@ -283,7 +288,7 @@ def remember(
         "format": _FORMAT,
         "code": code_key(),
         "environment": _environment_key(os.environ),
-        **asdict(launch),
+        **vars(launch),
     }
     write_atomically(Path(path), json.dumps(data), private=True)
     return True
