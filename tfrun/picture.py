@@ -7,8 +7,8 @@ began: every folder under the live root (but .tfrun, .terraform and .git), and t
 of every file tfrun reads there (.tf, .tf.json, .hcl, .tfvars, .tfvars.json), with the module
 folders outside the root that the stacks call. The next run walks the same tree, one `stat` per
 file and nothing read or parsed (the floor of any check that misses nothing), and when the
-signature is the same, prints the stored answer; nothing heavier than the standard library is
-imported on the way.
+signature is the same, prints the stored answer (`graph` imports nothing heavier than the
+standard library on the way).
 
 Nothing is stored when a file changed within two seconds of the walk (its timestamps might not
 show a second change in the same tick), and another version of tfrun keeps a picture of its own.
