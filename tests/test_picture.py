@@ -309,3 +309,27 @@ def test_affected_below_the_root_sees_a_change_anywhere_in_the_repository(
     run(below, base="HEAD", fmt="json")
     after = json.loads(capsys.readouterr().out)
     assert [s["path"] for s in after["stacks"]] == ["staging-eu-west-1/data"]
+
+
+def test_an_answer_holds_for_the_same_environment_only(
+    live: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What tfrun generates may depend on the environment (the user's name in a role's
+    session name, a CI's variables): check's answer under one is not another's."""
+    from tfrun.commands import generate
+    from tfrun.commands.check import check
+
+    (live / "tfrun.hcl").write_text(
+        (live / "tfrun.hcl").read_text()
+        + '\nauth {\n  role_name      = "TerraformAdmin"\n  laptop_profile = "company-sso"\n}\n'
+    )
+    network = live / "staging-eu-west-1/network"
+    monkeypatch.setenv("LOGNAME", "alice")
+    generate.run(network, check=False)
+    capsys.readouterr()
+    assert check(network, "text") == 0
+    monkeypatch.setenv("LOGNAME", "bob")
+    assert check(network, "text") == 1  # alice's session name is in provider.tf
+    assert "stale-generated-file" in capsys.readouterr().out
+    monkeypatch.setenv("LOGNAME", "alice")
+    assert check(network, "text") == 0

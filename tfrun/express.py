@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from tfrun.fingerprint import code_key, find_root, signature
+from tfrun.fingerprint import code_key, environment_key, find_root, signature
 
 # Not typing's: the short way imports as little as it can (typing and dataclasses, with what
 # they import, were a third of what tfrun added to a command).
@@ -47,8 +47,6 @@ COMMANDS = frozenset(
     {"plan", "output", "show", "validate", "providers", "graph", "console", "version",
      "state list", "state show", "state pull", "workspace show", "workspace list"}
 )  # fmt: skip
-# What a shell changes from one prompt to the next and no part of tfrun reads.
-_VOLATILE = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES"})
 # An input written this close to the full run's start may have changed while it read it.
 _SETTLED_S = 2.0
 NOTE = "tfrun: run as terraform itself: nothing tfrun prepares here changed since the last run"
@@ -88,9 +86,8 @@ def listing(folder: str) -> list[str]:
 
 
 def _environment_key(environ: Mapping[str, str]) -> str:
-    seen = sorted((k, v) for k, v in environ.items() if k not in _VOLATILE)
     terminal = "".join("t" if os.isatty(fd) else "-" for fd in (0, 1, 2))
-    return hashlib.sha256(json.dumps([seen, terminal]).encode()).hexdigest()
+    return f"{environment_key(environ)} {terminal}"
 
 
 def _record_path(root: str, cwd: str, tfrun_argv: Sequence[str]) -> str:

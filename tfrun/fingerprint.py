@@ -5,9 +5,13 @@ short way of tfrun/express.py, the repository picture of tfrun/picture.py)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections.abc import Mapping
 
 ROOT_FILE = "tfrun.hcl"
+# What a shell changes from one prompt to the next and no part of tfrun reads.
+_VOLATILE = frozenset({"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES"})
 
 
 def signature(path: str) -> list[int] | None:
@@ -17,6 +21,13 @@ def signature(path: str) -> list[int] | None:
     except OSError:
         return None
     return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
+
+
+def environment_key(environ: Mapping[str, str]) -> str:
+    """The environment, hashed: what tfrun does may depend on any of it (a CI's variables, the
+    user's name in a session name, a profile), so a stored answer holds for the same one only."""
+    seen = sorted((k, v) for k, v in environ.items() if k not in _VOLATILE)
+    return hashlib.sha256(json.dumps(seen).encode()).hexdigest()
 
 
 def code_key() -> str:

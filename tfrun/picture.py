@@ -5,10 +5,11 @@ while git says what it said: tfrun/git.py's `state`).
 The first run stores its answer with the signature of the repository as it was when that run
 began: every folder under the live root (but .tfrun, .terraform and .git), and the name and stat
 of every file tfrun reads there (.tf, .tf.json, .hcl, .tfvars, .tfvars.json), with the module
-folders outside the root that the stacks call. The next run walks the same tree, one `stat` per
-file and nothing read or parsed (the floor of any check that misses nothing), and when the
-signature is the same, prints the stored answer (`graph` imports nothing heavier than the
-standard library on the way).
+folders outside the root that the stacks call; the question's key holds the environment (what
+tfrun generates depends on a CI's variables and the user's name). The next run walks the same
+tree, one `stat` per file and nothing read or parsed (the floor of any check that misses
+nothing), and when the signature is the same, prints the stored answer (`graph` imports nothing
+heavier than the standard library on the way).
 
 Nothing is stored when a file changed within two seconds of the walk (its timestamps might not
 show a second change in the same tick), and another version of tfrun keeps a picture of its own.
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
-from tfrun.fingerprint import code_key, find_root, signature
+from tfrun.fingerprint import code_key, environment_key, find_root, signature
 
 FILE = os.path.join(".tfrun", "cache", "picture.json")  # the module folders outside the root
 ANSWERS = os.path.join(".tfrun", "cache", "answers")  # one file per question
@@ -111,13 +112,11 @@ def sandbox_state(root: str) -> list[object]:
 
 
 def key_of(command: str, environ: Mapping[str, str], *parts: object) -> str:
-    """A stored answer's key: the command and what else it depends on."""
-    return json.dumps([command, *parts, {k: environ.get(k) for k in _ENVIRONMENT}])
+    """A stored answer's key: the command, what else it depends on, and the environment."""
+    return json.dumps([command, *parts, environment_key(environ)])
 
 
 _SAYING = ("out", "info", "error")
-# What the answers of `graph` and `check` depend on besides the files.
-_ENVIRONMENT = ("TFRUN_AWS_ENDPOINT", "TFRUN_TERRAFORM", "PATH")
 
 
 class Picture:
