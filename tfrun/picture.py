@@ -30,6 +30,10 @@ from dataclasses import asdict, dataclass, field
 
 from tfrun.fingerprint import code_key, environment_key, find_root, signature
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not imported: `graph` answers with the standard library alone
+    from tfrun.scan import StackFacts
+
 FILE = os.path.join(".tfrun", "cache", "picture.json")  # the module folders outside the root
 ANSWERS = os.path.join(".tfrun", "cache", "answers")  # one file per question
 KEEP_ANSWERS = 64
@@ -199,6 +203,16 @@ def _prune(folder: str) -> None:
             os.unlink(path)
 
 
+def folder_of(start: str) -> str:
+    """The folder a command given `start` (a folder or a file in one) works from."""
+    return start if os.path.isdir(start) else os.path.dirname(start)
+
+
+def module_dirs(facts: Mapping[str, StackFacts]) -> set[str]:
+    """Every local module folder the stacks use, directly or through other modules."""
+    return {str(m) for found in facts.values() for m in found.modules}
+
+
 def answered(
     start: str,
     key: str | Callable[[], str | None],
@@ -208,7 +222,7 @@ def answered(
     holds, else drawn (`draw` gives it and the module folders outside the root it read) and
     kept. A `key` to call is asked after the walk (what it waits for runs meanwhile); None
     from it: this answer is not one to keep."""
-    root = find_root(start if os.path.isdir(start) else os.path.dirname(start))
+    root = find_root(folder_of(start))
     picture = Picture(root) if root is not None else None
     named = key() if callable(key) else key
     found = picture.answer(named) if picture is not None and named is not None else None

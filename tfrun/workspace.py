@@ -66,10 +66,6 @@ class Workspace:
             return self.root
         raise ConfigError(f"{path or start}: this is outside the live root {self.root}.")
 
-    def module_dirs(self) -> set[str]:
-        """Every local module folder the stacks use, directly or through other modules."""
-        return {str(m) for facts in self.facts.values() for m in facts.modules}
-
     def under(self, path: Path | None) -> list[Stack]:
         """The stacks at or below `path` (see `start`); an error when there are none."""
         start = self.start(path)

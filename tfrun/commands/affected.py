@@ -32,7 +32,7 @@ def run(
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder.")
     start = os.path.realpath(path)
-    folder = Path(start if os.path.isdir(start) else os.path.dirname(start))
+    folder = Path(picture.folder_of(start))
     asked = git.state(folder, [base, *([head] if head else [])], working_tree=head is None)
 
     def key() -> str | None:
@@ -70,7 +70,7 @@ def _drawn(
         answer.say("info", f"warning: {deleted_message(gone.rel, gone.key, gone.renamed_to)}")
     if not report.stacks and not report.deleted and fmt == "text":
         answer.say("info", f"no stacks are affected by the change from {base}.")
-    modules = {str(m) for facts in report.facts.values() for m in facts.modules}
+    modules = picture.module_dirs(report.facts)
     return answer, modules
 
 

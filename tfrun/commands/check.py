@@ -94,7 +94,7 @@ def _terraform_version(root: Path, chosen: Sequence[Stack], answer: picture.Answ
 
 def check(path: Path, output: str = "text") -> int:
     start = os.path.realpath(path)
-    root = fingerprint.find_root(start if os.path.isdir(start) else os.path.dirname(start))
+    root = fingerprint.find_root(picture.folder_of(start))
     sandbox = picture.sandbox_state(root) if root is not None else None
     # The rule on DynamoDB-only locks asks the binary its version.
     binary = shutil.which(os.environ.get(BINARY_VARIABLE) or "terraform")
@@ -107,7 +107,7 @@ def _checked(path: Path, output: str) -> tuple[picture.Answer, set[str]]:
     answer = picture.Answer()
     found, chosen, workspace = findings(path, answer)
     answer.code = _report(found, chosen, output, answer)
-    return answer, workspace.module_dirs()
+    return answer, picture.module_dirs(workspace.facts)
 
 
 def _report(

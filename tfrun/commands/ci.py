@@ -101,7 +101,7 @@ def gitlab(
         raise UsageError(f"{path}: no such file or folder.")
     chosen = None if static else base or default_base(environ)
     start = os.path.realpath(path)
-    folder = Path(start if os.path.isdir(start) else os.path.dirname(start))
+    folder = Path(picture.folder_of(start))
     asked = (
         git.state(folder, [chosen, *([head] if head else [])], working_tree=head is None)
         if chosen
@@ -120,7 +120,7 @@ def gitlab(
             everything(path) if static else _report(path, chosen, head, with_dependents, answer)
         )
         _pipeline(report, answer, chosen, static, plan_only, image, tags, before_script)
-        return answer, {str(m) for facts in report.facts.values() for m in facts.modules}
+        return answer, picture.module_dirs(report.facts)
 
     return picture.answered(start, key, draw).show()
 

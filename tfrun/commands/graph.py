@@ -38,4 +38,4 @@ def _drawn(path: Path, fmt: str) -> tuple[picture.Answer, Iterable[str]]:
         if finding.stack in rels:
             answer.say("info", f"warning: {finding.stack}: {finding.message}")
     answer.say("out", graph_formats.FORMATS[fmt](whole, shown))
-    return answer, workspace.module_dirs()
+    return answer, picture.module_dirs(workspace.facts)
