@@ -47,6 +47,10 @@ def names(document: dict[str, Any]) -> list[str]:
     return [k for k in document if k not in ("default", "stages")]
 
 
+def job_list(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [document[name] for name in names(document) if name != "variables"]
+
+
 def needed(job: dict[str, Any]) -> list[tuple[str, bool]]:
     return [(n["job"], n["artifacts"]) for n in job["needs"]]
 
@@ -68,13 +72,23 @@ def test_plan_and_apply_jobs_form_the_dag() -> None:
     assert plan["stage"] == "plan" and plan["needs"] == []
     assert plan["script"] == [
         f"tfrun plan live/{S}/network --include {S}/network "
-        f"--json live/.tfrun/ci/plan/{S}/network.json -out=tfplan"
+        f"--json live/.tfrun/ci/plan/{S}/network.json "
+        f"--gitlab-report live/.tfrun/ci/gitlab/{S}/network.json -out=tfplan",
+        f"if [ -f live/{S}/network/tfplan ]; then tfrun show live/{S}/network -no-color tfplan "
+        f"> live/.tfrun/ci/plan/{S}/network.txt; fi",
     ]
-    assert plan["artifacts"]["paths"] == [
-        f"live/{S}/network/tfplan",
-        f"live/{S}/network/.terraform.lock.hcl",
-        f"live/.tfrun/ci/plan/{S}/network.json",
-    ]
+    assert plan["artifacts"] == {
+        "name": f"{S}/network",  # the merge request's widget lists the plan by this name
+        "when": "always",
+        "expire_in": "1 week",
+        "paths": [
+            f"live/{S}/network/tfplan",
+            f"live/{S}/network/.terraform.lock.hcl",
+            f"live/.tfrun/ci/plan/{S}/network.json",
+            f"live/.tfrun/ci/plan/{S}/network.txt",
+        ],
+        "reports": {"terraform": f"live/.tfrun/ci/gitlab/{S}/network.json"},
+    }
     apply = document[f"apply {S}/network"]
     assert needed(apply) == [(f"plan {S}/network", True)]
     assert apply["script"] == [f"tfrun apply live/{S}/network --yes tfplan"]
@@ -115,10 +129,9 @@ def test_the_summary_job() -> None:
     assert summary["script"] == [
         "echo 'prod-eu-west-1/old was deleted'",
         f"tfrun ci summary live/.tfrun/ci/plan --expect {S}/network --expect {S}/platform",
+        'if [ -n "$TFRUN_GITLAB_TOKEN" ]; then tfrun ci comment live/.tfrun/ci/plan '
+        f"--expect {S}/network --expect {S}/platform; fi",
     ]
-    many = [stack(f"{S}/s{i}") for i in range(ci.NEEDS_LIMIT + 1)]
-    # Past GitLab's limit of needs, the summary waits for the stages before it instead.
-    assert "needs" not in ci.gitlab_child(many, OPTIONS)["summary"]
 
 
 def test_an_empty_change_is_a_valid_pipeline_with_a_no_op_job() -> None:
@@ -178,11 +191,60 @@ def test_plan_only_pipelines_have_no_apply_jobs() -> None:
     assert document["stages"] == ["plan", "summary"]
 
 
-def test_more_needs_than_gitlab_allows_is_an_error() -> None:
-    deps = [f"{S}/d{i}" for i in range(ci.NEEDS_LIMIT)]
+def test_a_stack_that_needs_more_jobs_than_gitlab_allows_waits_through_barriers() -> None:
+    deps = [f"{S}/d{i:03}" for i in range(120)]
     wide = stack(f"{S}/wide", *deps)
-    with pytest.raises(ConfigError, match="GitLab allows 50"):
-        ci.gitlab_child([*(stack(d) for d in deps), wide], OPTIONS)
+    document = ci.gitlab_child([*(stack(d) for d in deps), wide], OPTIONS)
+    apply = document[f"apply {S}/wide"]
+    # Its own plan directly (its saved plan is in those artifacts), the rest through barriers.
+    assert needed(apply) == [
+        (f"plan {S}/wide", True),
+        *((f"wait {n}/3 for apply {S}/wide", False) for n in (1, 2, 3)),
+    ]
+    barriers = [document[f"wait {n}/3 for apply {S}/wide"] for n in (1, 2, 3)]
+    waited = [need for barrier in barriers for need in needed(barrier)]
+    assert waited == [(f"apply {d}", False) for d in deps]
+    assert [len(b["needs"]) for b in barriers] == [50, 50, 20]
+    for barrier in barriers:
+        assert barrier["stage"] == "apply" and "when" not in barrier and "artifacts" not in barrier
+        assert barrier["variables"] == {"GIT_STRATEGY": "none"} and barrier["before_script"] == []
+    # A barrier comes before the job that needs it; every job is within GitLab's limit.
+    order = names(document)
+    assert order.index(f"wait 3/3 for apply {S}/wide") < order.index(f"apply {S}/wide")
+    assert all(len(job.get("needs", ())) <= ci.NEEDS_LIMIT for job in job_list(document))
+
+
+def test_barriers_pass_the_plan_reports_on_and_the_summary_still_runs_after_failures() -> None:
+    many = [stack(f"{S}/s{i:04}") for i in range(ci.NEEDS_LIMIT * ci.NEEDS_LIMIT + 1)]
+    document = ci.gitlab_child(many, ci.GitLabOptions(live_rel="live", plan_only=True))
+    summary = document["summary"]
+    # 2,501 plans: 51 barriers, too many for one job, so barriers of barriers.
+    assert needed(summary) == [("wait 1/2 for summary", True), ("wait 2/2 for summary", True)]
+    top = document["wait 1/2 for summary"]
+    assert needed(top) == [(f"wait {n}/51 for summary", True) for n in range(1, 51)]
+    first = document["wait 1/51 for summary"]
+    assert needed(first) == [(f"plan {s.rel}", True) for s in many[:50]]
+    for barrier in (top, first):
+        assert barrier["when"] == "always"  # failed plans are listed too
+        assert barrier["artifacts"]["paths"] == ["live/.tfrun/ci/"]
+        assert "reports" not in barrier["artifacts"]  # one widget entry per plan job
+    assert all(len(job.get("needs", ())) <= ci.NEEDS_LIMIT for job in job_list(document))
+
+
+def test_static_barriers_keep_the_rules_of_the_job_they_stand_for() -> None:
+    deps = [f"{S}/d{i:02}" for i in range(60)]
+    globs = ("live/x/**/*",)
+    stacks = [
+        ci.CIStack(rel, f"live/{rel}", "staging", "eu-west-1", rel, "b", True, needs, changes=globs)
+        for rel, needs in [*((d, ()) for d in deps), (f"{S}/wide", tuple(deps))]
+    ]
+    document = ci.gitlab_static(stacks, OPTIONS)
+    barrier = document[f"wait 1/2 for apply {S}/wide"]
+    # The apply's rule without its manual gate: only the apply itself waits for a person.
+    assert barrier["rules"] == [{"if": ci.DEFAULT_BRANCH_RULE, "changes": list(globs)}]
+    assert all(need["optional"] for need in barrier["needs"])
+    links = document[f"apply {S}/wide"]["needs"][1:]
+    assert all(link["optional"] for link in links)
 
 
 def test_static_jobs_run_on_their_own_changes() -> None:

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO_ROOT, StateBackend, cli_environ, run_cli
+from fake_terraform import write_shim
+from helpers import REPO_ROOT, StateBackend, cli_environ, root_hcl, run_cli, write_tree
 from test_ci import stack as ci_stack
 
 from tfrun import ci, generate, yaml_text
@@ -338,3 +339,94 @@ def test_a_merge_request_of_a_new_environment_plans_every_stack(
         output
     ), output
     assert not state_backend.object_keys(), "a plan-only pipeline wrote state"
+
+
+# ---------------------------------------------------------------------------- at scale
+
+# Stacks the wide one reads, and the most needs a job may have: barriers of barriers of
+# barriers (20 → 7 → 3 → 1), in a pipeline gitlab-ci-local runs in a minute or two.
+# bench/pipeline.py runs one of hundreds of stacks at GitLab's own limit.
+LEAVES = 20
+LIMIT = 3
+
+
+def wide_repository(top: Path) -> Path:
+    """A live root of LEAVES stacks and one that reads them all, in one commit; its
+    terraform is tests/fake_terraform.py (which records every start with a clock)."""
+    leaves = [f"{S}/s{i:03}" for i in range(LEAVES)]
+    files = {"live/tfrun.hcl": root_hcl()}
+    for rel in leaves:
+        files[f"live/{rel}/main.tf"] = 'output "id" { value = "x" }\n'
+    names = [rel.rsplit("/", 1)[1] for rel in leaves]
+    files[f"live/{S}/wide/stack.hcl"] = (
+        "remote_state = {\n" + "".join(f'  {n} = "../{n}"\n' for n in names) + "}\n"
+    )
+    files[f"live/{S}/wide/main.tf"] = (
+        'output "ids" {\n  value = [\n'
+        + "".join(f"    data.terraform_remote_state.{n}.outputs.id,\n" for n in names)
+        + "  ]\n}\n"
+    )
+    write_tree(top, files)
+    generate.ensure_gitignore(top / "live")
+    git(top, "init", "-q")
+    git(top, "add", "-A")
+    git(top, "commit", "-q", "-m", "wide")
+    return top / "live"
+
+
+@pytest.mark.slow
+def test_a_pipeline_past_the_needs_limit_keeps_the_order_through_barriers(
+    gitlab_ci_local: tuple[str, Path], validator: Path, tmp_path: Path
+) -> None:
+    """21 stacks, one of which reads the other 20, with at most 3 needs a job: the wide
+    stack's plan and apply, and the summary, wait through barriers of barriers. The
+    pipeline is valid, and run by gitlab-ci-local (real tfrun, a fake terraform) every
+    upstream apply ends before the wide stack's plan starts, and the summary reads every
+    report the barriers passed on."""
+    top = tmp_path / "infra"
+    wide_repository(top)
+    record = tmp_path / "record.jsonl"
+    env = {
+        **os.environ,
+        "TFRUN_TERRAFORM": str(write_shim(tmp_path / "bin")),
+        "FAKE_TF_RECORD": str(record),
+        "TF_PLUGIN_CACHE_DIR": str(tmp_path / "plugins"),
+    }
+    argv = ["ci", "gitlab", "live", "--needs-limit", str(LIMIT)]
+    generated = run_cli(argv, top, env).assert_success()
+    document = yaml.safe_load(generated.stdout)
+    jobs = {name: job for name, job in document.items() if "script" in job}
+    assert all(len(job.get("needs", ())) <= LIMIT for job in jobs.values())
+    wide = f"plan {S}/wide"
+    assert needed_jobs(document, wide) == {f"wait {n}/3 for {wide}" for n in (1, 2, 3)}
+    assert needed_jobs(document, f"wait 1/3 for {wide}") == {
+        f"wait {n}/7 for {wide}" for n in (1, 2, 3)
+    }
+    assert needed_jobs(document, f"wait 7/7 for {wide}") == {f"apply {S}/s018", f"apply {S}/s019"}
+    result = validate(validator, gitlab_ci_local[1], generated.stdout, tmp_path)
+    assert result["ok"], json.dumps(result["errors"], indent=2)
+    (top / "child.yml").write_text(generated.stdout, encoding="utf-8")
+
+    output = run_pipeline(gitlab_ci_local[0], top, env)
+
+    for job in jobs:
+        assert re.search(rf"PASS\s+{re.escape(job)}\s*$", output, re.M), (job, output)
+    events = job_events(output)
+    last_leaf = max(events.index((f"apply {S}/s{i:03}", "end")) for i in range(LEAVES))
+    assert last_leaf < events.index((wide, "start")), output
+    assert events.index((wide, "end")) < events.index((f"apply {S}/wide", "start")), output
+    starts = [json.loads(line) for line in record.read_text().splitlines()]
+    applied = [r["t"] for r in starts if r["event"] == "start" and r["args"][0] == "apply"]
+    [planned] = [
+        r["t"]
+        for r in starts
+        if r["event"] == "start" and r["args"][0] == "plan" and r["cwd"].endswith("/wide")
+    ]
+    assert len(applied) == LEAVES + 1 and sorted(applied)[-2] < planned < max(applied)
+    # The summary had every plan's report, passed on by two levels of barriers.
+    assert f"{LEAVES + 1} stacks, " in output, output
+    assert "no report" not in output, output
+
+
+def needed_jobs(document: dict[str, Any], name: str) -> set[str]:
+    return {need["job"] for need in document[name]["needs"]}

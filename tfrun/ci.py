@@ -33,13 +33,20 @@ from tfrun.errors import ConfigError
 
 PLAN_FILE = "tfplan"
 LOCK_FILE = ".terraform.lock.hcl"
-# Under the live root, where tfrun's .gitignore already keeps .tfrun/ out of git.
-REPORT_DIR = ".tfrun/ci/plan"
-# GitLab refuses a job with more entries than this in `needs:` (its default limit).
+# Under the live root, where tfrun's .gitignore already keeps .tfrun/ out of git. A plan job
+# writes its JSON report and the plan as text (`<stack>.txt`, for the merge-request comment)
+# in REPORT_DIR, and GitLab's Terraform report (the merge request's widget) in WIDGET_DIR.
+CI_DIR = ".tfrun/ci"
+REPORT_DIR = f"{CI_DIR}/plan"
+WIDGET_DIR = f"{CI_DIR}/gitlab"
+# GitLab refuses a job with more entries than this in `needs:`: its default, which an
+# instance's administrator may change (`ci_needs_size_limit`; `--needs-limit`).
 NEEDS_LIMIT = 50
 DEFAULT_BRANCH_RULE = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"
 EMPTY_JOB = "no stacks affected"
 SUMMARY_JOB = "summary"
+# The variable holding the token `tfrun ci comment` writes the merge request's note with.
+COMMENT_TOKEN = "TFRUN_GITLAB_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class GitLabOptions:
     # The role the jobs assume with GitLab's OIDC token (auth.ci_role_arn), and its audience.
     ci_role_arn: str | None = None
     ci_audience: str = DEFAULT_AUDIENCE
+    needs_limit: int = NEEDS_LIMIT
 
 
 def plan_job(rel: str) -> str:
@@ -84,6 +92,14 @@ def apply_job(rel: str) -> str:
 
 def report_path(live_rel: str, rel: str) -> str:
     return _join(live_rel, f"{REPORT_DIR}/{rel}.json")
+
+
+def plan_text_path(live_rel: str, rel: str) -> str:
+    return _join(live_rel, f"{REPORT_DIR}/{rel}.txt")
+
+
+def widget_path(live_rel: str, rel: str) -> str:
+    return _join(live_rel, f"{WIDGET_DIR}/{rel}.json")
 
 
 def _join(*parts: str) -> str:
@@ -112,15 +128,6 @@ def _needs(jobs: Sequence[str], *, artifacts: bool, optional: bool) -> list[dict
     return out
 
 
-def _check_needs(job: str, needs: Sequence[object]) -> None:
-    if len(needs) > NEEDS_LIMIT:
-        raise ConfigError(
-            f"the job '{job}' would need {len(needs)} jobs, and GitLab allows {NEEDS_LIMIT}. "
-            "That stack depends on more stacks in this pipeline than GitLab can wait for by "
-            "name; split the change, or use --static."
-        )
-
-
 def _plan(stack: CIStack, options: GitLabOptions, *, static: bool) -> tuple[str, dict[str, Any]]:
     report = report_path(options.live_rel, stack.rel)
     upstream = ""
@@ -132,6 +139,12 @@ def _plan(stack: CIStack, options: GitLabOptions, *, static: bool) -> tuple[str,
             upstream = f" --upstream-plans {_q(_join(options.live_rel, REPORT_DIR))}"
     else:
         needs = _needs([apply_job(rel) for rel in stack.needs], artifacts=False, optional=static)
+    # --include names this stack alone (not the nested stacks in its folder, which have jobs
+    # of their own); the runner writes the reports.
+    where = f"{_q(stack.path)} --include {_q(glob.escape(stack.rel))}"
+    saved = f"{stack.path}/{PLAN_FILE}"
+    text = plan_text_path(options.live_rel, stack.rel)
+    widget = widget_path(options.live_rel, stack.rel)
     job: dict[str, Any] = {
         # Jobs may only need jobs of earlier stages or their own.
         "stage": "apply" if needs and not options.plan_only else "plan",
@@ -139,18 +152,25 @@ def _plan(stack: CIStack, options: GitLabOptions, *, static: bool) -> tuple[str,
         "resource_group": resource_group(stack),
         "interruptible": True,
         "script": [
-            # --include names this stack alone (not the nested stacks in its folder, which have
-            # jobs of their own), and runs it through the runner, which writes the report.
-            f"tfrun plan {_q(stack.path)} --include {_q(glob.escape(stack.rel))} "
-            f"--json {_q(report)}{upstream} -out={PLAN_FILE}"
+            f"tfrun plan {where} --json {_q(report)} --gitlab-report {_q(widget)}"
+            f"{upstream} -out={PLAN_FILE}",
+            # The plan as a person reads it, for the merge request's comment. No saved plan:
+            # the stack waits for an upstream's apply, and the report says so.
+            f"if [ -f {_q(saved)} ]; then tfrun show {_q(stack.path)} -no-color {PLAN_FILE} "
+            f"> {_q(text)}; fi",
         ],
         "artifacts": {
+            # The merge request's widget lists each plan under this name. Whether a plan is
+            # provisional is known only when it runs; the name says when it may be.
+            "name": f"{stack.rel} (provisional if a stack it reads changes)"
+            if upstream
+            else stack.rel,
             "when": "always",
             "expire_in": "1 week",
-            "paths": [f"{stack.path}/{PLAN_FILE}", f"{stack.path}/{LOCK_FILE}", report],
+            "paths": [saved, f"{stack.path}/{LOCK_FILE}", report, text],
+            "reports": {"terraform": widget},
         },
     }
-    _check_needs(plan_job(stack.rel), job["needs"])
     if static:
         job = {"rules": [{"changes": list(stack.changes)}], **job}
     return plan_job(stack.rel), job
@@ -159,7 +179,6 @@ def _plan(stack: CIStack, options: GitLabOptions, *, static: bool) -> tuple[str,
 def _apply(stack: CIStack, *, static: bool) -> tuple[str, dict[str, Any]]:
     needs = _needs([plan_job(stack.rel)], artifacts=True, optional=False)
     needs += _needs([apply_job(rel) for rel in stack.needs], artifacts=False, optional=static)
-    _check_needs(apply_job(stack.rel), needs)
     job: dict[str, Any] = {"stage": "apply", "needs": needs}
     if static:
         rule: dict[str, Any] = {"if": DEFAULT_BRANCH_RULE, "changes": list(stack.changes)}
@@ -179,6 +198,75 @@ def _apply(stack: CIStack, *, static: bool) -> tuple[str, dict[str, Any]]:
         }
     )
     return apply_job(stack.rel), job
+
+
+def _within_needs_limit(document: dict[str, Any], options: GitLabOptions) -> dict[str, Any]:
+    """The document with every `needs:` longer than GitLab allows split through barrier jobs:
+    `wait 1/3 for <job>` needs up to `options.needs_limit` of the jobs, does nothing, and the
+    job needs the barriers instead. The order is the same; a barrier also passes on the
+    reports of the plans it waited for (the summary and provisional plans read them), and
+    runs when the job it stands for would (`when: always` for the summary). Barriers of
+    barriers past limit² needs."""
+    limit = options.needs_limit
+    out: dict[str, Any] = {}
+    for name, job in document.items():
+        waiting = [(name, job)]
+        while waiting:
+            name, job = waiting.pop()
+            needs = job.get("needs") if isinstance(job, dict) else None
+            if not needs or len(needs) <= limit:
+                out[name] = job
+                continue
+            # A need the job itself takes artifacts from stays direct when it can (an apply's
+            # own plan): its saved plan is in those artifacts, and a barrier passes reports only.
+            own = [n for n in needs if n["job"] == plan_job(name.removeprefix("apply "))]
+            rest = [n for n in needs if n not in own]
+            chunks = [rest[i : i + limit] for i in range(0, len(rest), limit)]
+            barriers = []
+            for number, chunk in enumerate(chunks, 1):
+                barrier = _barrier(job, chunk, options.live_rel)
+                barriers.append((f"wait {number}/{len(chunks)} for {name}", barrier))
+            carried = any(n["artifacts"] for n in rest)
+            links = [
+                {"job": barrier_name, "artifacts": carried, **_optional(barrier["needs"])}
+                for barrier_name, barrier in barriers
+            ]
+            # The job again (it may need too many barriers), then its barriers, each checked.
+            waiting.append((name, {**job, "needs": own + links}))
+            waiting.extend(reversed(barriers))
+    return out
+
+
+def _optional(needs: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
+    return {"optional": True} if needs and all(n.get("optional") for n in needs) else {}
+
+
+def _barrier(job: Mapping[str, Any], needs: list[dict[str, Any]], live_rel: str) -> dict[str, Any]:
+    barrier: dict[str, Any] = {"stage": job["stage"]}
+    if "rules" in job:
+        barrier["rules"] = [
+            {k: v for k, v in rule.items() if k not in ("when", "allow_failure")}
+            | ({"when": "always"} if rule.get("when") == "always" else {})
+            for rule in job["rules"]
+        ]
+    if job.get("when") == "always":
+        barrier["when"] = "always"
+    barrier.update(
+        {
+            "needs": needs,
+            # No checkout and no install: the barrier only waits, and passes reports on.
+            "variables": {"GIT_STRATEGY": "none"},
+            "before_script": [],
+            "script": ["echo 'tfrun: the jobs this one needs are done.'"],
+        }
+    )
+    if any(n["artifacts"] for n in needs):
+        barrier["artifacts"] = {
+            "when": "always",
+            "expire_in": "1 week",
+            "paths": [_join(live_rel, f"{CI_DIR}/")],
+        }
+    return barrier
 
 
 def _default(options: GitLabOptions) -> dict[str, Any]:
@@ -215,8 +303,8 @@ def _echo(lines: Sequence[str]) -> list[str]:
 def _summary(
     stacks: Sequence[CIStack], options: GitLabOptions, notes: Sequence[str], *, static: bool
 ) -> dict[str, Any]:
-    command = [f"tfrun ci summary {_q(_join(options.live_rel, REPORT_DIR))}"]
-    command += [f"--expect {_q(s.rel)}" for s in stacks]
+    reports = _q(_join(options.live_rel, REPORT_DIR))
+    expect = "".join(f" --expect {_q(s.rel)}" for s in stacks)
     job: dict[str, Any] = {}
     if static:
         changes = sorted({glob for s in stacks for glob in s.changes})
@@ -224,10 +312,15 @@ def _summary(
     job["stage"] = "summary"
     if not static:
         job["when"] = "always"
-    if len(stacks) <= NEEDS_LIMIT:
-        # By name, so the summary comes when the plans are done, not after manual applies.
-        job["needs"] = _needs([plan_job(s.rel) for s in stacks], artifacts=True, optional=static)
-    job["script"] = [*_echo(notes), " ".join(command)]
+    # By name, so the summary comes when the plans are done, not after manual applies.
+    job["needs"] = _needs([plan_job(s.rel) for s in stacks], artifacts=True, optional=static)
+    job["script"] = [
+        *_echo(notes),
+        f"tfrun ci summary {reports}{expect}",
+        # The same table and each plan, as one note on the merge request, kept up to date
+        # (docs/ci.md: the token and its scope). Outside a merge request it says so.
+        f'if [ -n "${COMMENT_TOKEN}" ]; then tfrun ci comment {reports}{expect}; fi',
+    ]
     return job
 
 
@@ -255,7 +348,7 @@ def gitlab_child(
             name, job = _apply(stack, static=False)
             document[name] = job
     document[SUMMARY_JOB] = _summary(stacks, options, notes, static=False)
-    return document
+    return _within_needs_limit(document, options)
 
 
 def gitlab_static(stacks: Sequence[CIStack], options: GitLabOptions) -> dict[str, Any]:
@@ -277,7 +370,7 @@ def gitlab_static(stacks: Sequence[CIStack], options: GitLabOptions) -> dict[str
             name, job = _apply(stack, static=True)
             document[name] = job
     document[SUMMARY_JOB] = _summary(stacks, options, (), static=True)
-    return document
+    return _within_needs_limit(document, options)
 
 
 # ---------------------------------------------------------------------------- GitHub Actions

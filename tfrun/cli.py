@@ -185,6 +185,13 @@ def _add_change_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
         metavar="LINE",
         help="a before_script line (repeatable), e.g. to install tfrun",
     )
+    gitlab.add_argument(
+        "--needs-limit",
+        type=int,
+        default=50,
+        metavar="N",
+        help="the most jobs one job may need (GitLab's ci_needs_size_limit; default 50)",
+    )
     github = targets.add_parser("github", help="a GitHub Actions matrix (JSON on stdout)")
     change_options(github, base_required=False)
     summary = targets.add_parser("summary", help="one table from the plan jobs' JSON reports")
@@ -226,6 +233,7 @@ def _own_change(options: argparse.Namespace) -> int:
         image=options.image,
         tags=options.tag,
         before_script=options.before_script,
+        needs_limit=options.needs_limit,
     )
 
 

@@ -177,6 +177,29 @@ class RunReport:
         report = self.to_json(detailed_exitcode=detailed_exitcode)
         write_atomically(path, json.dumps(report, indent=2) + "\n", private=True)
 
+    def gitlab_counts(self) -> dict[str, int] | None:
+        """GitLab's Terraform report of the run's plans (`artifacts:reports:terraform`):
+        resources to create, update and delete, a replacement counted in create and delete as
+        GitLab's own template counts it. None unless every stack has a plan's counts: a
+        partial count in the merge request would read as the whole change."""
+        counted = [result.changes for result in self.results.values()]
+        if self.interrupted or not counted or any(c is None for c in counted):
+            return None
+        return {
+            "create": sum(c.add for c in counted if c),
+            "update": sum(c.change for c in counted if c),
+            "delete": sum(c.destroy for c in counted if c),
+        }
+
+    def write_gitlab_report(self, path: Path) -> None:
+        """The counts, or no file at all (an older one removed): GitLab shows no report for
+        a job whose plans did not all finish, rather than a wrong one."""
+        counts = self.gitlab_counts()
+        if counts is None:
+            path.unlink(missing_ok=True)
+        else:
+            write_atomically(path, json.dumps(counts) + "\n")
+
 
 def exit_code(report: RunReport, *, detailed_exitcode: bool = False) -> ExitCode:
     """The exit code (README.md's table) as a reduction over the results, most serious first.

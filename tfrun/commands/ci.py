@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,7 @@ def gitlab(
     image: str | None = None,
     tags: Sequence[str] = (),
     before_script: Sequence[str] = (),
+    needs_limit: int = ci.NEEDS_LIMIT,
     environ: Mapping[str, str] = os.environ,
 ) -> int:
     if static and (base or head or with_dependents):
@@ -107,7 +109,19 @@ def gitlab(
         if chosen
         else None
     )
-    options = (start, chosen, head, with_dependents, static, plan_only, image, tags, before_script)
+    if needs_limit < 2:
+        raise UsageError(
+            f"--needs-limit {needs_limit}: a job must be allowed to need at least 2 jobs (its "
+            "plan and one barrier). GitLab's default is 50."
+        )
+    layout = ci.GitLabOptions(
+        image=image,
+        tags=tuple(tags),
+        before_script=tuple(before_script),
+        plan_only=plan_only,
+        needs_limit=needs_limit,
+    )
+    options = (start, chosen, head, with_dependents, static, repr(layout))
 
     def key() -> str | None:
         said = asked() if asked is not None else ""
@@ -119,29 +133,20 @@ def gitlab(
         report = (
             everything(path) if static else _report(path, chosen, head, with_dependents, answer)
         )
-        _pipeline(report, answer, chosen, static, plan_only, image, tags, before_script)
+        _pipeline(report, answer, chosen, static, layout)
         return answer, picture.module_dirs(report.facts)
 
     return picture.answered(start, key, draw).show()
 
 
 def _pipeline(
-    report: Report,
-    answer: Answer,
-    base: str | None,
-    static: bool,
-    plan_only: bool,
-    image: str | None,
-    tags: Sequence[str],
-    before_script: Sequence[str],
+    report: Report, answer: Answer, base: str | None, static: bool, layout: ci.GitLabOptions
 ) -> None:
+    """`layout`: the options given on the command line; the rest come from the repository."""
     auth = report.graph.stacks and next(iter(report.graph.stacks.values())).config.auth
-    options = ci.GitLabOptions(
+    options = replace(
+        layout,
         live_rel=report.live_rel,
-        image=image,
-        tags=tuple(tags),
-        before_script=tuple(before_script),
-        plan_only=plan_only,
         ci_role_arn=auth.ci_role_arn if auth else None,
         ci_audience=(auth.ci_audience if auth else None) or ci.DEFAULT_AUDIENCE,
     )

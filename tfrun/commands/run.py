@@ -160,8 +160,8 @@ def upstream_plans(folder: Path | None, stacks: list[Stack]) -> dict[str, Result
     return found
 
 
-def check_report_path(path: Path) -> None:
-    """--json is written after every stack ran (applies included): a path it cannot be
+def check_report_path(path: Path, flag: str = "--json") -> None:
+    """A report is written after every stack ran (applies included): a path it cannot be
     written to is found before anything runs. Missing folders are made when it is written."""
     existing = next(p for p in (path, *path.absolute().parents) if p.exists())
     problem = None
@@ -172,13 +172,20 @@ def check_report_path(path: Path) -> None:
     elif not os.access(existing, os.W_OK):
         problem = "tfrun may not write there"
     if problem:
-        raise UsageError(f"--json {path}: {problem}. Nothing ran.")
+        raise UsageError(f"{flag} {path}: {problem}. Nothing ran.")
 
 
 def run(args: RunArgs) -> int:
     started = time.time()
     if args.json_path is not None:
         check_report_path(args.json_path)
+    if args.gitlab_report is not None:
+        if args.command != "plan":
+            raise UsageError(
+                f"--gitlab-report is for plan: it holds the counts of the resources a plan "
+                f"creates, updates and deletes, and 'tfrun {args.command}' makes no plan."
+            )
+        check_report_path(args.gitlab_report, "--gitlab-report")
     workspace = Workspace.load(args.path or Path.cwd())
     selection = select_stacks(workspace, args)
     stacks = selection.stacks
@@ -207,7 +214,8 @@ def run(args: RunArgs) -> int:
     )
     for warning in warnings:
         ui.info(f"warning: {warning}")
-    foreground = selection.foreground and args.json_path is None
+    # A report needs the plan's counts, which a background run reads from the saved plan.
+    foreground = selection.foreground and args.json_path is None and args.gitlab_report is None
     # Many stacks: plan them all, show the plans, ask once, apply what was approved.
     reviewed = (
         args.command == "apply" and operation.effect is tfargs.Effect.APPLY and not foreground
@@ -258,6 +266,7 @@ def run(args: RunArgs) -> int:
         lock_timeout=args.lock_timeout,
         timeout_s=args.timeout,
         json_path=args.json_path,
+        gitlab_report=args.gitlab_report,
         live_board=ui.live_board() and not foreground,
         foreground=foreground,
         auto_approve=auto_approve,

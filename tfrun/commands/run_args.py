@@ -41,6 +41,7 @@ class RunArgs:
     terraform_bin: str | None = None
     parallelism: int | None = None
     json_path: Path | None = None
+    gitlab_report: Path | None = None
     fail_fast: bool = False
     detailed_exitcode: bool = False
     lock_timeout: float | None = None
@@ -85,6 +86,12 @@ RUN_OPTIONS: dict[str, RunOption] = {
         "detailed_exitcode", "flag", "exit 2 when a plan has changes, 0 when none"
     ),
     "--json": RunOption("json_path", "path", "write a report of the run as JSON to FILE", "FILE"),
+    "--gitlab-report": RunOption(
+        "gitlab_report",
+        "path",
+        "plan: write GitLab's Terraform report (create/update/delete counts) to FILE",
+        "FILE",
+    ),
     "--lock-timeout": RunOption(
         "lock_timeout", "seconds", "wait at most this long for a run already in a stack", "SECONDS"
     ),

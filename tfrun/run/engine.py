@@ -54,6 +54,7 @@ class RunOptions:
     # Seconds to wait for another tfrun working in a stack; None: as long as it takes.
     lock_timeout: float | None = None
     json_path: Path | None = None
+    gitlab_report: Path | None = None  # GitLab's Terraform report of the plans
     run_dir: Path | None = None  # default: <live root>/.tfrun/runs/<time>-<command>
     live_board: bool = False  # a live board on stderr; else one block per stack as it finishes
     # One stack a person named: terraform keeps the terminal (see run/stack.py).
@@ -263,6 +264,8 @@ async def run_stacks(
     )
     if options.json_path is not None:
         run_report.write_json(options.json_path, detailed_exitcode=options.detailed_exitcode)
+    if options.gitlab_report is not None:
+        run_report.write_gitlab_report(options.gitlab_report)
     if display is not None:
         display.summary(run_report)
     return run_report
