@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs tfrun with its test and sandbox extras. Safe to run again.
+# Creates .venv and installs tfrun with its test and sandbox extras (the dev extra also brings
+# the build tools tests/test_wheel.py builds the wheel with, offline). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v terraform >/dev/null; then

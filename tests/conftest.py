@@ -32,6 +32,7 @@ from helpers import (
     SPAWN_EVENTS,
     LiveRepo,
     StateBackend,
+    build_wheel,
     cli_config_text,
     find_provider_mirror,
     is_isolated_variable,
@@ -397,3 +398,9 @@ def examples_copy(tmp_path: Path, state_backend: StateBackend) -> Path:
         profiles | set(TEST_PROFILES),
     )
     return live
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tfrun's wheel, built offline from this checkout (helpers.build_wheel)."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))

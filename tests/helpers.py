@@ -8,6 +8,7 @@ Test modules import them as `from helpers import ...` (pytest puts tests/ on sys
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -454,3 +456,79 @@ class Terminal:
         code = self.process.wait(timeout=60)
         os.close(self.main)
         return code
+
+
+# ---------------------------------------------------------------------------------------------
+# The wheel, as a team builds and installs it.
+
+# What a wheel is built from: the files pyproject.toml names, plus tests/ so that leaving it
+# out is something the build does rather than something the copy did.
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "tfrun", "tests")
+
+
+def build_wheel(out: Path) -> Path:
+    """The wheel of this checkout, built offline with the venv's own setuptools (build checks
+    it meets [build-system] requires) from a copy, so no build/ or egg-info lands in the
+    checkout and none left there can slip into the wheel. The copy's tfrun/ has compiled
+    __pycache__ folders, which the wheel must not carry."""
+    if importlib.util.find_spec("build") is None:
+        raise AssertionError(
+            f"{sys.executable} has no `build` module; scripts/setup.sh installs it (the dev extra)."
+        )
+    source = out / "source"
+    for name in WHEEL_SOURCES:
+        if (REPO_ROOT / name).is_dir():
+            shutil.copytree(REPO_ROOT / name, source / name)
+        else:
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(source / "tfrun")],
+        check=True,
+        capture_output=True,
+    )
+    dist = out / "dist"
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist)],
+        cwd=source,
+        env={**os.environ, "PIP_NO_INDEX": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    wheels = sorted(dist.glob("*.whl"))
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+def clean_environ(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: this process's) with nothing that would put another tfrun on the path:
+    what runs is what is installed."""
+    out = dict(os.environ if env is None else env)
+    for name in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV"):
+        out.pop(name, None)
+    out["PYTHONNOUSERSITE"] = "1"
+    return out
+
+
+def make_clean_venv(venv: Path) -> Path:
+    """A new venv (with its own pip) that sees this venv's packages through a .pth file, as
+    the dependencies of a wheel installed with --no-deps. Python does not read the .pth files
+    of a folder a .pth names, so this venv's editable tfrun stays out. Its site-packages."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    site = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        env=clean_environ(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    here = sysconfig.get_paths()["purelib"]
+    (Path(site) / "tfrun_test_dependencies.pth").write_text(here + "\n", encoding="utf-8")
+    return Path(site)

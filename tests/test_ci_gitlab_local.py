@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -22,9 +23,20 @@ from typing import Any
 import pytest
 import yaml
 from fake_terraform import write_shim
-from helpers import REPO_ROOT, StateBackend, cli_environ, root_hcl, run_cli, write_tree
+from helpers import (
+    EXAMPLES,
+    REPO_ROOT,
+    StateBackend,
+    clean_environ,
+    cli_environ,
+    make_clean_venv,
+    root_hcl,
+    run_cli,
+    write_tree,
+)
 from test_ci import stack as ci_stack
 
+import tfrun
 from tfrun import ci, generate, yaml_text
 
 VERSION = "4.60.1"
@@ -181,6 +193,24 @@ def test_the_parent_pipeline_in_the_docs_matches_the_schema(
     trigger = result["document"]["terraform"]["trigger"]
     assert trigger["include"] == [{"artifact": "child-pipeline.yml", "job": "generate"}]
     assert "tfrun ci gitlab" in result["document"]["generate"]["script"][0]
+
+
+def gitlab_blocks_of_the_docs() -> list[str]:
+    """The YAML blocks of docs/ci.md that are GitLab pipelines: all but the GitHub workflows."""
+    text = (REPO_ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```yaml\n(.*?)^```", text, re.M | re.S)
+    return [b for b in blocks if not re.search(r"^on:", b, re.M)]
+
+
+def test_every_gitlab_block_in_the_docs_matches_the_schema(
+    gitlab_ci_local: tuple[str, Path], validator: Path, tmp_path: Path
+) -> None:
+    """The parent pipeline, the --static include with its TFRUN_INSTALL, the publish job."""
+    blocks = gitlab_blocks_of_the_docs()
+    assert len(blocks) == 3
+    for block in blocks:
+        result = validate(validator, gitlab_ci_local[1], block, tmp_path)
+        assert result["ok"], block + json.dumps(result["errors"], indent=2)
 
 
 # ---------------------------------------------------------------------------- the real run
@@ -430,3 +460,56 @@ def test_a_pipeline_past_the_needs_limit_keeps_the_order_through_barriers(
 
 def needed_jobs(document: dict[str, Any], name: str) -> set[str]:
     return {need["job"] for need in document[name]["needs"]}
+
+
+@pytest.mark.slow
+def test_the_parent_pipeline_generates_with_tfrun_install_pointed_at_a_wheel(
+    gitlab_ci_local: tuple[str, Path], built_wheel: Path, tmp_path: Path
+) -> None:
+    """The parent pipeline of docs/ci.md, run by gitlab-ci-local with TFRUN_INSTALL set (as a
+    team would set it) to install the wheel just built into a venv, offline: the generate job
+    installs it, runs the installed tfrun (this checkout is on no path) and writes a child
+    pipeline whose jobs start with the same line."""
+    top = shutil.copytree(EXAMPLES, tmp_path / "infra")
+    text = (REPO_ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    parent = text.split("## GitLab: a child pipeline", 1)[1].split("```yaml\n", 1)[1]
+    (top / ".gitlab-ci.yml").write_text(parent.split("```", 1)[0], encoding="utf-8")
+    generate.ensure_gitignore(top / "live")
+    git(top, "init", "-q")
+    git(top, "add", "-A")
+    git(top, "commit", "-q", "-m", "examples")
+
+    venv = tmp_path / "venv"
+    make_clean_venv(venv)
+    # gitlab-ci-local expands $ in variables given on its command line: the line has none.
+    install = (
+        f"{shlex.quote(str(venv / 'bin' / 'pip'))} install --no-deps --no-index "
+        f"{shlex.quote(str(built_wheel))} && . {shlex.quote(str(venv / 'bin' / 'activate'))} "
+        "&& command -v tfrun"
+    )
+    done = subprocess.run(
+        [
+            gitlab_ci_local[0], "generate",
+            "--force-shell-executor",
+            "--variable", f"TFRUN_INSTALL={install}",
+            "--no-color",
+            "--max-job-name-padding", "0",
+        ],
+        cwd=top,
+        env=clean_environ(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert re.search(r"PASS\s+generate\s*$", output, re.M), output
+    assert f"Successfully installed tfrun-{tfrun.__version__}" in output, output
+    assert f"> {venv / 'bin' / 'tfrun'}\n" in output, output
+
+    child = yaml.safe_load((top / "child-pipeline.yml").read_text(encoding="utf-8"))
+    assert child["default"]["before_script"] == [install]
+    assert child["default"]["image"] == "python:3.12"
+    plans = [name for name in child if name.startswith("plan ")]
+    assert len(plans) == 7, plans
