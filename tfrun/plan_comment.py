@@ -63,7 +63,7 @@ class Comment:
 def marker(key: str) -> str:
     """The note's first line. The key keeps two live roots in one repository apart; it never
     holds `--`, which would end the HTML comment."""
-    safe = _KEY_CHARS.sub("_", key.strip() or ".").replace("--", "_-")
+    safe = re.sub("-{2,}", "-", _KEY_CHARS.sub("_", key.strip() or "."))
     return f"{MARKER_PREFIX} {safe} -->"
 
 
@@ -164,8 +164,12 @@ def _callouts(entries: Mapping[str, Mapping[str, Any]], texts: Mapping[str, str]
             lines.append(f"- {_code(name)}: {'; '.join(parts)}")
     if not lines:
         return ""
-    stacks = "1 stack destroys" if len(lines) == 1 else f"{len(lines)} stacks destroy"
-    return f":warning: **{stacks} or replace resources:**\n\n" + "\n".join(lines)
+    title = (
+        "1 stack destroys or replaces resources"
+        if len(lines) == 1
+        else f"{len(lines)} stacks destroy or replace resources"
+    )
+    return f":warning: **{title}:**\n\n" + "\n".join(lines)
 
 
 def _listed(addresses: Sequence[str]) -> str:
