@@ -54,6 +54,7 @@ class ReviewServer:
     calls: list[Call] = field(default_factory=list)
     fail: int | None = None
     redirect_to: str | None = None
+    reply_text: str | None = None  # answer every request 200 with this body
     next_link_base: str | None = None  # GitHub: where next pages point (default: here)
     _next_id: int = 1000
 
@@ -106,6 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
         sent = self.headers.get("PRIVATE-TOKEN") or self.headers.get("Authorization") or ""
         if state.redirect_to:
             self._send(301, {"message": "moved"}, {"Location": state.redirect_to})
+        elif state.reply_text is not None:
+            self._send_raw(200, state.reply_text.encode())
         elif state.fail:
             self._send(state.fail, {"message": f"failure {state.fail} for token {sent}"})
         elif split.path.startswith(GITLAB_PREFIX):
@@ -183,7 +186,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, state.notes[note_id])
 
     def _send(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(data).encode()
+        self._send_raw(status, json.dumps(data).encode(), headers)
+
+    def _send_raw(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))

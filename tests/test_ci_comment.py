@@ -412,3 +412,88 @@ def test_a_missing_report_folder_is_a_usage_error(
 ) -> None:
     assert main(["ci", "comment", str(tmp_path / "nowhere")]) == 4
     assert "nowhere: no such file or folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- the other errors
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"CI_PROJECT_ID": ""}, "CI_PROJECT_ID is not set; GitLab sets it in its jobs."),
+        ({"CI_API_V4_URL": ""}, "CI_API_V4_URL is not set"),
+        ({"CI_API_V4_URL": "file:///etc/passwd"}, "is not an http(s) URL"),
+    ],
+)
+def test_gitlab_variables_that_are_missing_or_wrong(
+    top: Path, server: ReviewServer, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, change: dict[str, str], words: str,
+) -> None:  # fmt: skip
+    code, _, err = direct(top, gitlab_env(server, **change), capsys, monkeypatch=monkeypatch)
+    assert code == 4 and words in err and server.calls == []
+
+
+@pytest.mark.parametrize(
+    ("change", "event", "words"),
+    [
+        ({"GITHUB_REPOSITORY": "infra"}, None, "GITHUB_REPOSITORY is 'infra'; GitHub sets it"),
+        ({"GITHUB_TOKEN": ""}, None, "GITHUB_TOKEN is not set"),
+        ({}, "{not json", "GITHUB_EVENT_PATH names"),
+    ],
+)
+def test_github_variables_that_are_missing_or_wrong(
+    top: Path, server: ReviewServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, change: dict[str, str], event: str | None, words: str,
+) -> None:  # fmt: skip
+    env = github_env(server, tmp_path, **change)
+    if event is not None:
+        Path(env["GITHUB_EVENT_PATH"]).write_text(event)
+    code, _, err = direct(top, env, capsys, "--github", monkeypatch=monkeypatch)
+    assert code == 4 and words in err and server.calls == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        ("<html>sign in</html>", "with something that is not JSON (status 200)"),
+        ('{"message": "a mapping"}', "with something that is not a list of comments"),
+    ],
+)
+def test_an_answer_that_is_not_the_api_is_exit_1(
+    top: Path, server: ReviewServer, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, reply: str, words: str,
+) -> None:  # fmt: skip
+    server.reply_text = reply
+    code, _, err = direct(top, gitlab_env(server), capsys, monkeypatch=monkeypatch)
+    assert code == 1 and words in err and "is CI_API_V4_URL the API's URL?" in err
+
+
+def test_another_refusal_names_the_status(
+    top: Path, server: ReviewServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    server.fail = 422
+    env = github_env(server, tmp_path)
+    code, out, err = direct(top, env, capsys, "--github", monkeypatch=monkeypatch)
+    assert code == 4 and "GitHub refused GET" in err and "(422 Unprocessable Entity)" in err
+    assert TOKEN not in out + err
+
+
+def test_a_server_that_never_answers_times_out(
+    top: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tfrun import review_api
+
+    monkeypatch.setattr(review_api, "TIMEOUT_S", 0.5)
+    with socket.socket() as silent:  # listens, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        env = {
+            "CI_API_V4_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/api/v4",
+            "CI_PROJECT_ID": PROJECT,
+            "CI_MERGE_REQUEST_IID": MERGE_REQUEST,
+            "TFRUN_GITLAB_TOKEN": TOKEN,
+        }
+        code, out, err = direct(top, env, capsys, monkeypatch=monkeypatch)
+    assert code == 1 and "could not reach GitLab" in err and "timed out" in err
+    assert TOKEN not in out + err

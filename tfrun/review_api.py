@@ -39,7 +39,6 @@ _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 class Site:
     name: str  # GitLab, GitHub
     url_variable: str  # where the API's URL came from
-    token_variable: str
     where: str  # the merge request, in words: "merge request !7 of project 42"
     fix_401: str
     fix_403: str
@@ -252,7 +251,6 @@ def gitlab(environ: Mapping[str, str]) -> GitLabThread | None:
     site = Site(
         name="GitLab",
         url_variable="CI_API_V4_URL",
-        token_variable=GITLAB_TOKEN,
         where=f"merge request !{iid} of project {project}",
         fix_401=f"{GITLAB_TOKEN} is wrong, expired or revoked: make a new project access "
         "token with the api scope and the Reporter role or higher.",
@@ -280,7 +278,6 @@ def github(environ: Mapping[str, str]) -> GitHubThread | None:
     site = Site(
         name="GitHub",
         url_variable="GITHUB_API_URL",
-        token_variable=GITHUB_TOKEN,
         where=f"pull request #{number} in {repository}",
         fix_401=f"{GITHUB_TOKEN} is wrong or expired: pass the job's token "
         "(env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}).",
