@@ -431,7 +431,7 @@ def summary_text(
             planned = entry.get("planned_outputs") or entry.get("provisional_because") or ()
             if entry.get("provisional") and planned:
                 status += f" (provisional: {'; '.join(map(str, planned))})"
-            rows.append((path, status, _counts(entry.get("changes"))))
+            rows.append((path, status, changes_text(entry.get("changes"))))
     for rel in expected:
         if rel not in seen:
             rows.append((rel, "no report (the plan job did not run or failed early)", ""))
@@ -445,7 +445,8 @@ def summary_text(
     return "\n".join(lines) + "\n"
 
 
-def _counts(changes: Any) -> str:
+def changes_text(changes: Any) -> str:
+    """A report's `changes` as `+add ~change -destroy`; "" when the plan counted none."""
     if not isinstance(changes, Mapping):
         return ""
     return f"+{changes.get('add', 0)} ~{changes.get('change', 0)} -{changes.get('destroy', 0)}"

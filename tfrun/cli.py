@@ -199,6 +199,21 @@ def _add_change_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
     summary.add_argument(
         "--expect", action="append", default=[], metavar="STACK", help="a stack with a plan job"
     )
+    comment = targets.add_parser(
+        "comment",
+        help="the plans as one comment on the merge request, updated in place (docs/ci.md)",
+    )
+    comment.add_argument("reports", nargs="+", type=Path, metavar="REPORT")
+    comment.add_argument(
+        "--expect", action="append", default=[], metavar="STACK", help="a stack with a plan job"
+    )
+    comment.add_argument(
+        "--github", action="store_true", help="on the GitHub pull request (default: GitLab)"
+    )
+    comment.add_argument(
+        "--key",
+        help="which comment to update (default: the live root the reports are under)",
+    )
 
 
 def _own_change(options: argparse.Namespace) -> int:
@@ -211,6 +226,12 @@ def _own_change(options: argparse.Namespace) -> int:
             head=options.head,
             with_dependents=options.with_dependents,
             fmt=options.format,
+        )
+    if options.ci_target == "comment":
+        from tfrun.commands import comment as comment_command
+
+        return comment_command.run(
+            options.reports, options.expect, github=options.github, key=options.key
         )
     from tfrun.commands import ci as ci_command
 

@@ -42,3 +42,10 @@ class ToolMissingError(TfrunError):
     """An executable tfrun needs (terraform, moto) is not installed."""
 
     exit_code = ExitCode.STACK_FAILED
+
+
+class ServiceError(TfrunError):
+    """A service tfrun talks to (GitLab's or GitHub's API) failed or could not be reached:
+    trying again later may work, unlike a ConfigError."""
+
+    exit_code = ExitCode.STACK_FAILED

@@ -17,9 +17,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from tfrun import ci, git, picture, ui, yaml_text
+from tfrun import ci, git, picture, plan_reports, ui, yaml_text
 from tfrun import graph as graphs
 from tfrun.affected import Report, affected, everything
 from tfrun.commands.affected import deleted_message
@@ -227,15 +226,5 @@ def github(
 def summary(paths: Sequence[Path], expect: Sequence[str] = ()) -> int:
     """Print the plan jobs' reports as one table. `paths` are report files or folders of them
     (`<live root>/.tfrun/ci/plan`); a report is named after its stack."""
-    reports: dict[str, dict[str, Any] | None] = {}
-    for path in paths:
-        files = sorted(path.rglob("*.json")) if path.is_dir() else [path]
-        for file in files:
-            name = file.relative_to(path).with_suffix("").as_posix() if path.is_dir() else file.stem
-            try:
-                loaded = json.loads(file.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                loaded = None
-            reports[name] = loaded if isinstance(loaded, dict) else None
-    ui.out(ci.summary_text(reports, expect))
+    ui.out(ci.summary_text(plan_reports.read(paths).reports, expect))
     return 0
