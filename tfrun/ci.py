@@ -360,53 +360,34 @@ def _counts(changes: Any) -> str:
 
 # ---------------------------------------------------------------------------- drift
 
-DRIFT_STAGE = "drift"
-# Under the live root, beside the plan reports.
-DRIFT_DIR = ".tfrun/ci/drift"
-# A scheduled pipeline that includes the document, or the child pipeline a scheduled one
-# triggers (whose jobs see parent_pipeline, not schedule).
+DRIFT_DIR = ".tfrun/ci/drift"  # under the live root, beside the plan reports
+# A scheduled pipeline that includes the jobs, or the child pipeline a scheduled one triggers.
 DRIFT_RULE = '$CI_PIPELINE_SOURCE == "schedule" || $CI_PIPELINE_SOURCE == "parent_pipeline"'
 
 
-def drift_job(env: str) -> str:
-    return f"drift {env}"
-
-
-def drift_report_paths(live_rel: str, env: str) -> tuple[str, str]:
-    """The JSON and Markdown reports of one environment's drift job."""
-    base = _join(live_rel, f"{DRIFT_DIR}/{env}")
-    return f"{base}.json", f"{base}.md"
-
-
 def gitlab_drift(path: str, envs: Sequence[str], options: GitLabOptions) -> dict[str, Any]:
-    """A pipeline for a schedule: one job per environment running `tfrun drift` on `path`
-    (relative to the repository's top) for that environment, its JSON and Markdown reports
-    kept as artifacts even when it fails. A job fails when its environment drifted (exit 2)
-    or a stack could not be planned (exit 1), so the schedule's pipeline shows red."""
+    """A pipeline for a schedule: per environment, a job running `tfrun drift` on `path`
+    (relative to the repository's top), its JSON and Markdown reports kept even when it fails.
+    It fails on drift (exit 2) as on a failed stack (1): the schedule's pipeline shows red."""
     if not envs:
         raise ConfigError("there are no stacks to check for drift.")
-    document: dict[str, Any] = {}
-    default = _default(options)
-    if default:
-        document["default"] = default
-    if _variables(options):
-        document["variables"] = _variables(options)
-    document["stages"] = [DRIFT_STAGE]
+    document: dict[str, Any] = {"default": _default(options), "variables": _variables(options)}
+    document = {name: value for name, value in document.items() if value}
+    document["stages"] = ["drift"]
     for env in envs:
-        as_json, as_markdown = drift_report_paths(options.live_rel, env)
-        document[drift_job(env)] = {
-            "stage": DRIFT_STAGE,
+        report = _join(options.live_rel, f"{DRIFT_DIR}/{env}")
+        document[f"drift {env}"] = {
+            "stage": "drift",
             "rules": [{"if": DRIFT_RULE}],
-            # Read-only: a newer pipeline may cancel it.
-            "interruptible": True,
+            "interruptible": True,  # read-only: a newer pipeline may cancel it
             "script": [
-                f"tfrun drift {_q(path)} --env {_q(env)} --json {_q(as_json)} "
-                f"--markdown {_q(as_markdown)}"
+                f"tfrun drift {_q(path)} --env {_q(env)} --json {_q(report + '.json')} "
+                f"--markdown {_q(report + '.md')}"
             ],
             "artifacts": {
                 "when": "always",
                 "expire_in": "30 days",
-                "paths": [as_json, as_markdown],
+                "paths": [f"{report}.json", f"{report}.md"],
             },
         }
     return document
