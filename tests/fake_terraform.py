@@ -7,7 +7,8 @@ Per-stack behaviour, from `fake.json` in the working directory (all optional):
      "plan": {"sleep": 1, "exit": 1,      per-command overrides
               "fail_first": 2,            the first N runs of this command fail...
               "message": "Rate exceeded"},  ...printing this (default: a permanent error)
-     "changes": {"add": 1, "change": 0, "destroy": 0, "outputs": ["vpc_id"]},
+     "changes": {"add": 1, "change": 0, "destroy": 0, "outputs": ["vpc_id"],
+                 "drift": ["aws_vpc.main"]},  resources changed outside terraform
      "changes_again": {"add": 2},         the changes of every plan after the first
      "on_sigint": "exit" | "ignore",      default exit, after "sigint_delay" seconds
      "on_sigterm": "exit" | "ignore",     default exit
@@ -88,8 +89,13 @@ def _plan_json(changes: dict[str, Any]) -> dict[str, Any]:
     outputs["unchanged"] = {"actions": ["no-op"]}
     # A stack that has been applied before: its state has a resource.
     prior = {"values": {"root_module": {"resources": [{"address": "terraform_data.old"}]}}}
+    drifted = [
+        {"address": address, "change": {"actions": ["update"]}}
+        for address in changes.get("drift", [])
+    ]
     return {
         "format_version": "1.2",
+        "resource_drift": drifted,
         "resource_changes": resources,
         "output_changes": outputs,
         "prior_state": prior,

@@ -513,3 +513,45 @@ def test_the_parent_pipeline_generates_with_tfrun_install_pointed_at_a_wheel(
     assert child["default"]["image"] == "python:3.12"
     plans = [name for name in child if name.startswith("plan ")]
     assert len(plans) == 7, plans
+
+
+# ---------------------------------------------------------------------------- drift
+
+
+@pytest.mark.parametrize(
+    "options",
+    [OPTIONS, ci.GitLabOptions(), ci.GitLabOptions(live_rel="live", ci_role_arn="arn:x")],
+)
+def test_the_drift_pipeline_matches_gitlabs_schema(
+    options: ci.GitLabOptions,
+    gitlab_ci_local: tuple[str, Path],
+    validator: Path,
+    tmp_path: Path,
+) -> None:
+    document = ci.gitlab_drift("live", ["prod", "shared-services", "staging"], options)
+    text = yaml_text.to_yaml(document, "comment")
+    result = validate(validator, gitlab_ci_local[1], text, tmp_path)
+    assert result["ok"], json.dumps(result["errors"], indent=2)
+    assert result["document"] == json.loads(json.dumps(document))
+
+
+def test_the_drift_schedule_in_the_docs_matches_the_schema(
+    gitlab_ci_local: tuple[str, Path], validator: Path, tmp_path: Path
+) -> None:
+    """docs/drift.md promises a ready .gitlab-ci.yml: the last YAML block of its GitLab
+    section, which generates the drift pipeline and triggers it."""
+    text = (REPO_ROOT / "docs" / "drift.md").read_text(encoding="utf-8")
+    section = text.split("## A scheduled drift check in GitLab", 1)[1]
+    parent = section.split("```yaml\n")[2].split("```", 1)[0]
+    result = validate(validator, gitlab_ci_local[1], parent, tmp_path)
+    assert result["ok"], json.dumps(result["errors"], indent=2)
+    document = result["document"]
+    assert document["drift"]["trigger"]["include"] == [
+        {"artifact": "drift-pipeline.yml", "job": "drift-generate"}
+    ]
+    assert document["drift"]["trigger"]["strategy"] == "depend"
+    assert "tfrun ci gitlab --drift" in document["drift-generate"]["script"][0]
+    # The job shown in the docs is what the command writes.
+    shown = yaml.safe_load(section.split("```yaml\n")[1].split("```", 1)[0])
+    written = ci.gitlab_drift("live", ["prod"], ci.GitLabOptions(live_rel="live"))
+    assert shown == {"drift prod": written["drift prod"]}

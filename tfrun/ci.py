@@ -450,3 +450,38 @@ def changes_text(changes: Any) -> str:
     if not isinstance(changes, Mapping):
         return ""
     return f"+{changes.get('add', 0)} ~{changes.get('change', 0)} -{changes.get('destroy', 0)}"
+
+
+# ---------------------------------------------------------------------------- drift
+
+DRIFT_DIR = ".tfrun/ci/drift"  # under the live root, beside the plan reports
+# A scheduled pipeline that includes the jobs, or the child pipeline a scheduled one triggers.
+DRIFT_RULE = '$CI_PIPELINE_SOURCE == "schedule" || $CI_PIPELINE_SOURCE == "parent_pipeline"'
+
+
+def gitlab_drift(path: str, envs: Sequence[str], options: GitLabOptions) -> dict[str, Any]:
+    """A pipeline for a schedule: per environment, a job running `tfrun drift` on `path`
+    (relative to the repository's top), its JSON and Markdown reports kept even when it fails.
+    It fails on drift (exit 2) as on a failed stack (1): the schedule's pipeline shows red."""
+    if not envs:
+        raise ConfigError("there are no stacks to check for drift.")
+    document: dict[str, Any] = {"default": _default(options), "variables": _variables(options)}
+    document = {name: value for name, value in document.items() if value}
+    document["stages"] = ["drift"]
+    for env in envs:
+        report = _join(options.live_rel, f"{DRIFT_DIR}/{env}")
+        document[f"drift {env}"] = {
+            "stage": "drift",
+            "rules": [{"if": DRIFT_RULE}],
+            "interruptible": True,  # read-only: a newer pipeline may cancel it
+            "script": [
+                f"tfrun drift {_q(path)} --env {_q(env)} --json {_q(report + '.json')} "
+                f"--markdown {_q(report + '.md')}"
+            ],
+            "artifacts": {
+                "when": "always",
+                "expire_in": "30 days",
+                "paths": [f"{report}.json", f"{report}.md"],
+            },
+        }
+    return document

@@ -22,7 +22,17 @@ from typing import NoReturn
 from tfrun import __version__, ui
 from tfrun.errors import ExitCode, TfrunError, UsageError
 
-OWN_COMMANDS = ("generate", "graph", "sandbox", "check", "affected", "ci", "bootstrap", "whoami")
+OWN_COMMANDS = (
+    "generate",
+    "graph",
+    "sandbox",
+    "check",
+    "affected",
+    "ci",
+    "bootstrap",
+    "whoami",
+    "drift",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,8 +101,39 @@ def _own_parser(run_options: str | None = None) -> argparse.ArgumentParser:
     )
     who = sub.add_parser("whoami", help="who tfrun is in each environment under PATH (AWS STS)")
     who.add_argument("path", nargs="?", type=Path, default=Path())
+    _add_drift_parser(sub)
     _add_debug(parser)
     return parser
+
+
+def _add_drift_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    drift = sub.add_parser(
+        "drift",
+        help="plan every stack under PATH, read-only, and report what drifted (exit 2)",
+        description="Plan every selected stack (read-only: nothing is applied, no plan is "
+        "kept) and report the stacks whose plan has changes, with the resources changed "
+        "outside terraform and what an apply would change. Exit 0: nothing drifted; 2: a "
+        "stack drifted; 1: a stack failed (failure wins over drift). See docs/drift.md.",
+    )
+    drift.add_argument("path", nargs="?", type=Path, default=Path())
+    for flag, metavar, text in (
+        ("--env", "ENV", "only the stacks of this environment (repeatable)"),
+        ("--region", "REGION", "only the stacks in this region or 'global' (repeatable)"),
+        ("--include", "GLOB", "only stacks whose name or path matches (repeatable)"),
+        ("--exclude", "GLOB", "leave out stacks whose name or path matches (repeatable)"),
+    ):
+        drift.add_argument(flag, action="append", default=[], metavar=metavar, help=text)
+    drift.add_argument("--parallelism", type=int, metavar="N", help="plan at most N at once")
+    drift.add_argument(
+        "--json", type=Path, metavar="FILE", dest="json_path", help="write the report as JSON"
+    )
+    drift.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        dest="markdown_path",
+        help="write a Markdown summary (for an issue or a CI job)",
+    )
 
 
 def _add_debug(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +178,19 @@ def _own(argv: Sequence[str]) -> int:
         from tfrun.commands.whoami import whoami
 
         return whoami(options.path)
+    if options.own_command == "drift":
+        from tfrun.commands.drift import drift
+
+        return drift(
+            options.path,
+            env=options.env,
+            region=options.region,
+            include=options.include,
+            exclude=options.exclude,
+            parallelism=options.parallelism,
+            json_path=options.json_path,
+            markdown_path=options.markdown_path,
+        )
     if options.own_command in ("affected", "ci"):
         return _own_change(options)
     raise UsageError(f"'{options.own_command}' is not a tfrun command.")
@@ -176,6 +230,11 @@ def _add_change_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="every stack, each job with `rules: changes:` (no child pipeline)",
     )
     gitlab.add_argument("--plan-only", action="store_true", help="plan jobs only (merge requests)")
+    gitlab.add_argument(
+        "--drift",
+        action="store_true",
+        help="a scheduled pipeline: one 'tfrun drift' job per environment (docs/drift.md)",
+    )
     gitlab.add_argument("--image", help="the jobs' image")
     gitlab.add_argument("--tag", action="append", default=[], help="a runner tag (repeatable)")
     gitlab.add_argument(
@@ -244,6 +303,8 @@ def _own_change(options: argparse.Namespace) -> int:
             head=options.head,
             with_dependents=options.with_dependents,
         )
+    if options.drift:
+        return _ci_gitlab_drift(options)
     return ci_command.gitlab(
         options.path,
         base=options.base,
@@ -255,6 +316,31 @@ def _own_change(options: argparse.Namespace) -> int:
         tags=options.tag,
         before_script=options.before_script,
         needs_limit=options.needs_limit,
+    )
+
+
+def _ci_gitlab_drift(options: argparse.Namespace) -> int:
+    from tfrun.commands import ci as ci_command
+
+    given = [
+        flag
+        for flag, value in (
+            ("--base", options.base),
+            ("--head", options.head),
+            ("--with-dependents", options.with_dependents),
+            ("--static", options.static),
+            ("--plan-only", options.plan_only),
+        )
+        if value
+    ]
+    if given:
+        raise UsageError(
+            f"tfrun ci gitlab --drift checks every stack under PATH in a scheduled pipeline; "
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for pipelines of a "
+            "change. Leave them out."
+        )
+    return ci_command.gitlab_drift(
+        options.path, image=options.image, tags=options.tag, before_script=options.before_script
     )
 
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from tfrun.drift import DriftReport
+
 
 class _Rich:
     """rich, imported when something is first shown: a command that prints nothing of its
@@ -528,6 +530,37 @@ def removals(found: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> None:
     if lines:
         lines.rstrip()
         _err().print(_R.Text("Resources these plans remove:\n", "bold red") + lines)
+
+
+def drift_summary(report: DriftReport) -> None:
+    """`tfrun drift`'s answer on stdout: each drifted stack with its resources, each failed
+    stack with why, then one line of counts."""
+    drifted = [s for s in report.stacks if s.verdict == "drifted"]
+    failed = [s for s in report.stacks if s.verdict == "failed"]
+    clean = len(report.stacks) - len(drifted) - len(failed)
+    text = _R.Text()
+    for stack in drifted:
+        text.append(stack.path, "bold")
+        text.append(" drifted", "yellow")
+        text.append(f" (state {stack.key})\n", "dim")
+        for title, changes in (
+            ("changed outside terraform", stack.drift),
+            ("an apply would change", stack.changes),
+        ):
+            for change in changes:
+                text.append(f"  {title}: ", "dim")
+                text.append(f"{change}\n")
+        if stack.outputs:
+            text.append("  outputs an apply would change: ", "dim")
+            text.append(", ".join(stack.outputs) + "\n")
+    for stack in failed:
+        text.append(stack.path, "bold")
+        text.append(f" {stack.status}", _STATUS_STYLE[Status(stack.status)])
+        text.append(f": {stack.reason}" if stack.reason else "")
+        text.append(f" (log: {stack.log})\n" if stack.log else "\n", "dim")
+    line = f"drift: {len(drifted)} drifted, {len(failed)} failed, {clean} clean"
+    text.append(line, "bold red" if failed else "bold yellow" if drifted else "bold green")
+    _out().print(text)
 
 
 def print_outputs(outputs: Mapping[str, str | None], *, as_json: bool) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,7 +175,16 @@ def check_report_path(path: Path, flag: str = "--json") -> None:
         raise UsageError(f"{flag} {path}: {problem}. Nothing ran.")
 
 
-def run(args: RunArgs) -> int:
+def run(
+    args: RunArgs,
+    *,
+    alone: bool = False,
+    finish: Callable[[list[Stack], RunReport], int] | None = None,
+) -> int:
+    """The run, and its exit code. `alone`: no stack waits for another, and each plans
+    against the applied state of what it reads, never against another's plan (drift).
+    `finish`: turns the stacks and the report into the exit code, instead of the run's own
+    reduction."""
     started = time.time()
     if args.json_path is not None:
         check_report_path(args.json_path)
@@ -282,7 +291,10 @@ def run(args: RunArgs) -> int:
         from tfrun.commands import reviewed_apply
 
         return reviewed_apply.run(stacks, selection.waits, args, options, confirmations)
-    report = engine.run(stacks, selection.waits, args.command, args.tf_args, options)
+    waits = {} if alone else selection.waits
+    report = engine.run(stacks, waits, args.command, args.tf_args, options)
+    if finish is not None:
+        return finish(stacks, report)
     if foreground:
         [result] = report.results.values()
         ran = launched and result.status in (Status.SUCCEEDED, Status.FAILED)
