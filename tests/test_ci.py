@@ -14,7 +14,7 @@ import yaml
 from helpers import LiveRepo, write_tree
 from test_affected import BASE_FILES, P, S, commit
 
-from tfrun import ci, cli, yaml_text
+from tfrun import ci, ci_github, cli, yaml_text
 from tfrun.commands.ci import default_base
 from tfrun.errors import ConfigError
 
@@ -276,7 +276,7 @@ def test_static_jobs_run_on_their_own_changes() -> None:
 
 def test_the_github_matrix_is_ordered_in_waves() -> None:
     app = stack(f"{S}/app", f"{S}/platform")
-    matrix = ci.github_matrix([app, PLATFORM, NETWORK, PROD_NETWORK])
+    matrix = ci_github.github_matrix([app, PLATFORM, NETWORK, PROD_NETWORK])
     assert [(e["stack"], e["wave"]) for e in matrix["include"]] == [
         (f"{P}/network", 0),
         (f"{S}/network", 0),
@@ -293,21 +293,21 @@ def test_the_github_matrix_is_ordered_in_waves() -> None:
         "needs": [f"{S}/network"],
         "wave": 1,
     }
-    assert ci.github_matrix([]) == {"include": []}
+    assert ci_github.github_matrix([]) == {"include": []}
 
 
 def test_waves_refuse_a_cycle_and_ignore_needs_outside_the_run() -> None:
     a, b = stack(f"{S}/a", f"{S}/b"), stack(f"{S}/b", f"{S}/a")
     with pytest.raises(ConfigError, match=f"in a cycle: {S}/a[.]"):
-        ci.waves([a, b, NETWORK])
+        ci_github.waves([a, b, NETWORK])
     with pytest.raises(ConfigError, match=f"in a cycle: {S}/a[.]"):
-        ci.waves([stack(f"{S}/a", f"{S}/a")])
-    assert ci.waves([b, NETWORK]) == {f"{S}/b": 0, f"{S}/network": 0}
+        ci_github.waves([stack(f"{S}/a", f"{S}/a")])
+    assert ci_github.waves([b, NETWORK]) == {f"{S}/b": 0, f"{S}/network": 0}
 
 
 def test_waves_of_a_long_chain() -> None:
     chain = [stack(f"{S}/s{i:04}", *([f"{S}/s{i - 1:04}"] if i else [])) for i in range(3000)]
-    assert ci.waves(chain[::-1])[f"{S}/s2999"] == 2999
+    assert ci_github.waves(chain[::-1])[f"{S}/s2999"] == 2999
 
 
 # ---------------------------------------------------------------------------- summary, YAML

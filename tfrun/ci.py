@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tfrun import graph as graphs
+from tfrun.ci_needs import within_needs_limit
 from tfrun.errors import ConfigError
 
 PLAN_FILE = "tfplan"
@@ -201,72 +201,11 @@ def _apply(stack: CIStack, *, static: bool) -> tuple[str, dict[str, Any]]:
 
 
 def _within_needs_limit(document: dict[str, Any], options: GitLabOptions) -> dict[str, Any]:
-    """The document with every `needs:` longer than GitLab allows split through barrier jobs:
-    `wait 1/3 for <job>` needs up to `options.needs_limit` of the jobs, does nothing, and the
-    job needs the barriers instead. The order is the same; a barrier also passes on the
-    reports of the plans it waited for (the summary and provisional plans read them), and
-    runs when the job it stands for would (`when: always` for the summary). Barriers of
-    barriers past limit² needs."""
-    limit = options.needs_limit
-    out: dict[str, Any] = {}
-    for name, job in document.items():
-        waiting = [(name, job)]
-        while waiting:
-            name, job = waiting.pop()
-            needs = job.get("needs") if isinstance(job, dict) else None
-            if not needs or len(needs) <= limit:
-                out[name] = job
-                continue
-            # A need the job itself takes artifacts from stays direct when it can (an apply's
-            # own plan): its saved plan is in those artifacts, and a barrier passes reports only.
-            own = [n for n in needs if n["job"] == plan_job(name.removeprefix("apply "))]
-            rest = [n for n in needs if n not in own]
-            chunks = [rest[i : i + limit] for i in range(0, len(rest), limit)]
-            barriers = []
-            for number, chunk in enumerate(chunks, 1):
-                barrier = _barrier(job, chunk, options.live_rel)
-                barriers.append((f"wait {number}/{len(chunks)} for {name}", barrier))
-            carried = any(n["artifacts"] for n in rest)
-            links = [
-                {"job": barrier_name, "artifacts": carried, **_optional(barrier["needs"])}
-                for barrier_name, barrier in barriers
-            ]
-            # The job again (it may need too many barriers), then its barriers, each checked.
-            waiting.append((name, {**job, "needs": own + links}))
-            waiting.extend(reversed(barriers))
-    return out
+    def own_plan(job: str) -> str:
+        return plan_job(job.removeprefix("apply "))
 
-
-def _optional(needs: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
-    return {"optional": True} if needs and all(n.get("optional") for n in needs) else {}
-
-
-def _barrier(job: Mapping[str, Any], needs: list[dict[str, Any]], live_rel: str) -> dict[str, Any]:
-    barrier: dict[str, Any] = {"stage": job["stage"]}
-    if "rules" in job:
-        barrier["rules"] = [
-            {k: v for k, v in rule.items() if k not in ("when", "allow_failure")}
-            | ({"when": "always"} if rule.get("when") == "always" else {})
-            for rule in job["rules"]
-        ]
-    if job.get("when") == "always":
-        barrier["when"] = "always"
-    barrier.update(
-        {
-            "needs": needs,
-            # No checkout and no install: the barrier only waits, and passes reports on.
-            "variables": {"GIT_STRATEGY": "none"},
-            "before_script": [],
-            "script": ["echo 'tfrun: the jobs this one needs are done.'"],
-        }
-    )
-    if any(n["artifacts"] for n in needs):
-        barrier["artifacts"] = {
-            "when": "always",
-            "expire_in": "1 week",
-            "paths": [_join(live_rel, f"{CI_DIR}/")],
-        }
-    return barrier
+    reports = _join(options.live_rel, f"{CI_DIR}/")
+    return within_needs_limit(document, options.needs_limit, reports, own_plan)
 
 
 def _default(options: GitLabOptions) -> dict[str, Any]:
@@ -371,46 +310,6 @@ def gitlab_static(stacks: Sequence[CIStack], options: GitLabOptions) -> dict[str
             document[name] = job
     document[SUMMARY_JOB] = _summary(stacks, options, (), static=True)
     return _within_needs_limit(document, options)
-
-
-# ---------------------------------------------------------------------------- GitHub Actions
-
-
-def waves(stacks: Sequence[CIStack]) -> dict[str, int]:
-    """Wave 0 needs nothing of this run; wave n needs something of wave n-1 (and no later)."""
-    rels = {s.rel for s in stacks}
-    needs = {s.rel: [n for n in s.needs if n in rels] for s in stacks}
-    try:
-        ordered = graphs.topological(needs)
-    except graphs.CycleError as error:
-        raise ConfigError(
-            f"the stacks depend on each other in a cycle: {error.cycle[0]}."
-        ) from None
-    out: dict[str, int] = {}
-    for rel in ordered:  # what a stack needs comes before it
-        out[rel] = 1 + max((out[n] for n in needs[rel]), default=-1)
-    return {s.rel: out[s.rel] for s in stacks}
-
-
-def github_matrix(stacks: Sequence[CIStack]) -> dict[str, Any]:
-    """`{"include": [...]}` for `strategy.matrix`, in waves: each entry after what it needs."""
-    wave = waves(stacks)
-    ordered = sorted(stacks, key=lambda s: (wave[s.rel], s.rel))
-    return {
-        "include": [
-            {
-                "stack": s.rel,
-                "path": s.path,
-                "env": s.env,
-                "region": s.region,
-                "key": s.key,
-                "protected": s.protected,
-                "needs": list(s.needs),
-                "wave": wave[s.rel],
-            }
-            for s in ordered
-        ]
-    }
 
 
 # ---------------------------------------------------------------------------- the summary

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from tfrun import ci, git, picture, plan_reports, ui, yaml_text
+from tfrun import ci, ci_github, git, picture, plan_reports, ui, yaml_text
 from tfrun import graph as graphs
 from tfrun.affected import Report, affected, everything
 from tfrun.commands.affected import deleted_message
@@ -219,7 +219,7 @@ def github(
     for gone in report.deleted:
         answer.say("info", f"warning: {deleted_message(gone.rel, gone.key, gone.renamed_to)}")
     # One line: GitHub reads a step output from `name=value` lines.
-    answer.say("out", json.dumps(ci.github_matrix(ci_stacks(report)), separators=(",", ":")))
+    answer.say("out", json.dumps(ci_github.github_matrix(ci_stacks(report)), separators=(",", ":")))
     return answer.show()
 
 
