@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fake_terraform import STACK_REL, FakeRepo
-from helpers import StateBackend, run_cli
+from helpers import StateBackend, root_hcl, run_cli
 
 from tfrun import express
 from tfrun.run.folder import RUNS_DIR
@@ -206,6 +207,50 @@ def test_an_input_written_just_before_the_full_run_is_not_trusted(repo: FakeRepo
     for _ in range(2):
         run_cli(["output"], repo.live / STACK_REL, repo.env).assert_success()
         assert express.NOTE not in last_log(repo.live)
+
+
+def test_a_stack_with_hooks_for_the_command_is_never_short(tmp_path: Path) -> None:
+    """terraform alone would leave the hooks out: every run is a full run, and runs them."""
+    ran = tmp_path / "ran"
+    hook = (
+        f'after_hook "count" {{\n  commands = ["output"]\n  execute = ["{sys.executable}", '
+        f"\"-c\", \"open({str(ran)!r}, 'a').write('x')\"]\n}}\n"
+    )
+    repo = FakeRepo(tmp_path, {f"{STACK_REL}/stack.hcl": hook})
+    settle(repo.live)
+    for _ in range(3):
+        run_cli(["output"], repo.live / STACK_REL, repo.env).assert_success()
+        assert express.NOTE not in last_log(repo.live)
+    assert ran.read_text() == "xxx"
+    assert not list((repo.live / express.RECORDS).glob("*.json"))
+    # A hook of another command does not stop the short way.
+    (repo.live / STACK_REL / "stack.hcl").write_text(hook.replace('"output"', '"apply"'))
+    settle(repo.live)
+    output_twice(repo)
+
+
+def test_a_var_file_added_or_removed_up_the_tree_means_the_full_run(tmp_path: Path) -> None:
+    repo = FakeRepo(tmp_path, {"tfrun.hcl": root_hcl() + 'var_files = ["{env}.tfvars"]\n'})
+    stack = repo.live / STACK_REL
+    settle(repo.live)
+    for _ in range(2):
+        run_cli(["plan"], stack, repo.env).assert_success()
+    assert express.NOTE in last_log(repo.live)
+    assert "-var-file" not in last_log(repo.live)
+    for added in (repo.live / "staging.tfvars", repo.live / "staging-eu-west-1/staging.tfvars"):
+        added.write_text('size = "m"\n')
+        settle(repo.live)
+        run_cli(["plan"], stack, repo.env).assert_success()
+        log = last_log(repo.live)
+        assert express.NOTE not in log
+        assert f"-var-file={os.path.relpath(added, stack)}" in log
+        run_cli(["plan"], stack, repo.env).assert_success()
+        assert express.NOTE in last_log(repo.live)
+    (repo.live / "staging.tfvars").unlink()
+    run_cli(["plan"], stack, repo.env).assert_success()
+    log = last_log(repo.live)
+    assert express.NOTE not in log
+    assert "-var-file=../staging.tfvars" in log and "../../staging.tfvars" not in log
 
 
 def test_a_full_run_that_may_not_be_repeated_forgets_the_record(repo: FakeRepo) -> None:

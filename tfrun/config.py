@@ -20,9 +20,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, cast
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from tfrun import hcl
+from tfrun import hcl, tfargs
 from tfrun.durations import parse_duration
 from tfrun.errors import ConfigError
 from tfrun.files import write_atomically
@@ -169,6 +177,82 @@ class GraphConfig(_Model):
     strict: bool | None = None
 
 
+def _check_commands(commands: list[str], known: frozenset[str]) -> list[str]:
+    for command in commands:
+        if command not in known:
+            raise ValueError(
+                f"{json.dumps(command)} is not a terraform command this can name; it can name "
+                + ", ".join(sorted(known))
+            )
+    return commands
+
+
+class ExtraArguments(_Model):
+    """`extra_arguments "NAME" { commands = [...]  arguments = [...] }`: flags added to
+    terraform's command line for those commands (docs/configuration.md)."""
+
+    commands: list[str]
+    arguments: list[str]
+
+    @model_validator(mode="after")
+    def _allowed(self) -> ExtraArguments:
+        _check_commands(self.commands, tfargs.CONFIGURABLE_COMMANDS)
+        for command in self.commands:
+            for argument in self.arguments:
+                problem = tfargs.configured_argument_problem(command, argument)
+                if problem is not None:
+                    raise ValueError(f"the argument {json.dumps(argument)} for {command} {problem}")
+        return self
+
+
+# What a hook runs: a program and its arguments, never a shell.
+Argv = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+
+class BeforeHook(_Model):
+    """`before_hook "NAME" { commands = [...]  execute = [...] }`."""
+
+    commands: list[str]
+    execute: Argv
+
+    @field_validator("commands")
+    @classmethod
+    def _commands(cls, value: list[str]) -> list[str]:
+        return _check_commands(value, tfargs.HOOK_COMMANDS)
+
+
+class AfterHook(BeforeHook):
+    """`after_hook "NAME" { ... }`; `run_on_error`: also after the command failed."""
+
+    run_on_error: bool = False
+
+
+VAR_FILE_FIELDS = frozenset({"env", "region"})
+
+
+def _check_var_file_name(name: str) -> str:
+    """A file name to look for in each folder: text and `{env}`/`{region}`, no folder."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(name) if field is not None]
+    except ValueError as exc:
+        raise ValueError(f"the var file name {json.dumps(name)} is malformed ({exc})") from None
+    unknown = [field for field in fields if field not in VAR_FILE_FIELDS]
+    if unknown:
+        raise ValueError(
+            f"the var file name {json.dumps(name)} uses {{{unknown[0]}}}; a var file name may "
+            "use {env} and {region} only"
+        )
+    if "/" in name or "\\" in name or name in ("", ".", ".."):
+        raise ValueError(
+            f"the var file name {json.dumps(name)} is not a file name: tfrun looks for it in "
+            "every folder from the live root down to the stack, so it names no folder"
+        )
+    return name
+
+
+VarFileName = Annotated[str, AfterValidator(_check_var_file_name)]
+
+
 class FileConfig(_Model):
     """What any one config file may say; everything optional, nothing unknown."""
 
@@ -199,6 +283,12 @@ class FileConfig(_Model):
     region: str | None = None
     profile: str | None = None
     key: KeyTemplate = None
+    # Added to terraform's command line, searched up the tree, run around a command: by
+    # name, a nearer file's entry replacing a farther one's of the same name whole.
+    extra_arguments: dict[str, ExtraArguments] | None = None
+    var_files: list[VarFileName] | None = None
+    before_hook: dict[str, BeforeHook] | None = None
+    after_hook: dict[str, AfterHook] | None = None
 
     @field_validator("remote_state", "mock_outputs")
     @classmethod
@@ -228,6 +318,9 @@ class FileConfig(_Model):
         return value
 
 
+# Keys written as labelled blocks (`before_hook "fmt" { ... }`): maps by name, merged one
+# level deep (a nearer file's entry replaces the farther one's of the same name whole).
+NAMED_KEYS = ("extra_arguments", "before_hook", "after_hook")
 # Keys that describe one stack and make no sense in a file shared by many.
 _STACK_ONLY = ("dependencies", "remote_state", "mock_outputs", "key")
 # Keys that describe the whole repository and belong only in the root file.
@@ -259,6 +352,12 @@ class Config(_Model):
     region: str | None
     profile: str | None
     key: str | None
+    extra_arguments: dict[str, ExtraArguments]
+    var_files: list[str]
+    before_hook: dict[str, BeforeHook]
+    after_hook: dict[str, AfterHook]
+    # Which file set each named entry: {"before_hook.fmt": "/…/live/tfrun.hcl"}.
+    origins: dict[str, str]
     sources: tuple[Path, ...]
 
     @property
@@ -289,15 +388,33 @@ def _format_error(path: Path, exc: ValidationError) -> ConfigError:
 
 
 def _normalise_blocks(data: dict[str, Any]) -> dict[str, Any]:
-    """python-hcl2 gives `state { ... }` as a list of one dict; `state = { ... }` as a dict."""
+    """python-hcl2 gives `state { ... }` as a list of one dict; `state = { ... }` as a dict;
+    and each labelled block `before_hook "fmt" { ... }` as a dict `{"fmt": {...}}` in a list."""
     out: dict[str, Any] = {}
     for key, value in data.items():
+        if key in NAMED_KEYS and isinstance(value, list):
+            out[key] = _labelled(key, value)
+            continue
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             if len(value) > 1:
                 raise ValueError(f"the block '{key}' appears {len(value)} times")
             value = value[0]
         out[key] = value
     return out
+
+
+def _labelled(key: str, blocks: list[Any]) -> Any:
+    named: dict[str, Any] = {}
+    for block in blocks:
+        if not isinstance(block, dict) or len(block) != 1:
+            return blocks  # not labelled blocks: validation says what is wrong
+        [(name, body)] = block.items()
+        if isinstance(body, list) and len(body) == 1:
+            body = body[0]
+        if name in named:
+            raise ValueError(f"the block '{key} \"{name}\"' appears twice")
+        named[name] = body
+    return named
 
 
 def _resolved(value: Any, path: Path, where: str) -> Any:
@@ -346,6 +463,16 @@ def config_from_dump(dump: Mapping[str, Any]) -> Config:
     values["retry"] = RetryConfig.model_construct(**dump["retry"])
     values["graph"] = GraphConfig.model_construct(**dump["graph"])
     values["auth"] = AuthConfig.model_construct(**dump["auth"])
+    values["extra_arguments"] = {
+        name: ExtraArguments.model_construct(**entry)
+        for name, entry in dump["extra_arguments"].items()
+    }
+    values["before_hook"] = {
+        name: BeforeHook.model_construct(**hook) for name, hook in dump["before_hook"].items()
+    }
+    values["after_hook"] = {
+        name: AfterHook.model_construct(**hook) for name, hook in dump["after_hook"].items()
+    }
     values["sources"] = tuple(Path(source) for source in dump["sources"])
     return Config.model_construct(**values)
 
@@ -462,10 +589,13 @@ def load_file(
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Nearer file wins; maps merge key by key, recursively."""
+    """Nearer file wins; maps merge key by key, recursively, but named entries (NAMED_KEYS)
+    one level only: an entry is replaced whole, never merged field by field."""
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if key in NAMED_KEYS and isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
             out[key] = merge(out[key], value)
         else:
             out[key] = value
@@ -476,9 +606,12 @@ def build(files: Iterable[tuple[Path, dict[str, Any]]], root_file: Path) -> Conf
     """Merge the per-file settings (root first) into one validated `Config`."""
     merged: dict[str, Any] = {}
     sources = []
+    origins: dict[str, str] = {}
     for path, data in files:
         merged = merge(merged, data)
         sources.append(path)
+        for key in NAMED_KEYS:
+            origins.update({f"{key}.{name}": str(path) for name in data.get(key) or {}})
     state = StateConfig.model_validate(merged.get("state") or {})
     missing = [name for name in ("bucket", "region") if getattr(state, name) is None]
     if missing:
@@ -508,8 +641,18 @@ def build(files: Iterable[tuple[Path, dict[str, Any]]], root_file: Path) -> Conf
         "region": None,
         "profile": None,
         "key": None,
+        "extra_arguments": {},
+        "var_files": [],
+        "before_hook": {},
+        "after_hook": {},
     }
-    values = {**defaults, **merged, "state": state, "sources": tuple(sources)}
+    values = {
+        **defaults,
+        **merged,
+        "state": state,
+        "origins": origins,
+        "sources": tuple(sources),
+    }
     try:
         return Config.model_validate(values)
     except ValidationError as exc:  # pragma: no cover - each file was validated already

@@ -208,6 +208,7 @@ def launch_of(
     make it do something else, with those of them it read (not wrote)."""
     from tfrun import sandbox
     from tfrun.config import ROOT_FILE, STACK_FILE
+    from tfrun.configured import var_file_candidates
     from tfrun.discovery import GENERATED_NAMES
     from tfrun.run import logs
     from tfrun.run.folder import DEFAULT_KEEP_RUNS
@@ -228,6 +229,9 @@ def launch_of(
         for above in (folder, *folder.parents):
             watch(above / ROOT_FILE)
         watch(folder / STACK_FILE)
+    # Var files found up the tree (one added or removed changes terraform's command line).
+    for path in var_file_candidates(stack):
+        watch(path)
     listed = listing(str(stack.path))
     for name in listed:
         watch(stack.path / name, written=name in GENERATED_NAMES)

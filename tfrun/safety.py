@@ -17,7 +17,7 @@ from typing import Any
 
 from tfrun.discovery import Stack
 from tfrun.errors import RefusedError
-from tfrun.tfargs import Effect, Operation
+from tfrun.tfargs import Effect, Operation, severity
 
 # --- Where tfrun runs --------------------------------------------------------------------
 
@@ -282,13 +282,38 @@ def check(
     *,
     can_ask: bool,
     inspect_plan: PlanInspector | None = None,
+    per_stack: Mapping[str, Operation] | None = None,
 ) -> list[Confirmation]:
     """Refuse (raise `Refusal`) or return the confirmations to ask before anything runs.
 
     `stacks` is the whole selection of the run; `operation` its classified command line;
-    `can_ask` whether a person is at a terminal to answer. `--yes` is deliberately not a
-    parameter.
+    `per_stack` a stack's own where its config adds arguments to it (each stack is judged by
+    what terraform will see in it, and one refusal refuses the whole run); `can_ask` whether a
+    person is at a terminal to answer. `--yes` is deliberately not a parameter.
     """
+    groups: dict[Operation, list[Stack]] = {}
+    for stack in stacks:
+        own = (per_stack or {}).get(stack.rel, operation)
+        groups.setdefault(own, []).append(stack)
+    confirmations: list[Confirmation] = []
+    # The most dangerous first: its refusal is the one that explains the run's.
+    for own in sorted(groups, key=severity, reverse=True):
+        members = groups[own]
+        confirmations += _check(
+            members, own, environ, can_ask=can_ask, inspect_plan=inspect_plan, selected=len(stacks)
+        )
+    return confirmations
+
+
+def _check(
+    stacks: Sequence[Stack],
+    operation: Operation,
+    environ: Mapping[str, str],
+    *,
+    can_ask: bool,
+    inspect_plan: PlanInspector | None,
+    selected: int,
+) -> list[Confirmation]:
     if not operation.writes:
         return []
     if operation.chdir is not None:
@@ -296,7 +321,7 @@ def check(
             _chdir_rule(operation.chdir),
             operation.description,
             [(stack, None) for stack in stacks],
-            len(stacks),
+            selected,
         )
     protected = [stack for stack in stacks if stack.protected]
     if not protected:
@@ -312,16 +337,16 @@ def check(
             if operation.effect is Effect.APPLY_SAVED_PLAN
             else operation.description
         )
-        raise Refusal(rule, description, destroying, len(stacks))
+        raise Refusal(rule, description, destroying, selected)
     if ci is not None:
         return []
     forbidden = [s for s in protected if _laptop_apply(s) is False]
     if forbidden:
         refused = [(stack, None) for stack in forbidden]
-        raise Refusal(_LAPTOP_APPLY_OFF, operation.description, refused, len(stacks))
+        raise Refusal(_LAPTOP_APPLY_OFF, operation.description, refused, selected)
     if not can_ask:
         refused = [(stack, None) for stack in protected]
-        raise Refusal(_NO_TERMINAL, operation.description, refused, len(stacks))
+        raise Refusal(_NO_TERMINAL, operation.description, refused, selected)
     by_env: dict[str, list[str]] = {}
     for stack in protected:
         by_env.setdefault(stack.env, []).append(stack.rel)

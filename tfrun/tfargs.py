@@ -7,6 +7,10 @@ flag package the flags, `TF_CLI_ARGS` and `TF_CLI_ARGS_<command>` are merged in 
 command) and, wherever that reading is uncertain, errs towards "destructive": a false refusal
 costs a person a minute, a false pass can cost production. A run classifies its command line
 once and hands the `Operation` to the safety rules, the rename guard and the runner.
+
+Long on purpose: this is the one table of terraform's flags, and what reads a command line
+(classify), what builds one (command_argv) and what a config may add to one
+(configured_argument_problem) must agree on it.
 """
 
 from __future__ import annotations
@@ -259,13 +263,23 @@ def _chdir(flags: Sequence[str]) -> str | None:
     return None
 
 
-def classify(command: str, args: Sequence[str], environ: Mapping[str, str]) -> Operation:
+def classify(
+    command: str,
+    args: Sequence[str],
+    environ: Mapping[str, str],
+    configured: Sequence[tuple[str, str]] = (),
+) -> Operation:
     """What terraform will do with `terraform <command> <args>` under `environ`.
 
     `command` may be empty and `args` may start with global flags (`-chdir=...`); `args` is
-    everything tfrun passes on, including what came after `--`.
+    everything tfrun passes on, including what came after `--`. `configured`: the flags a
+    stack's config adds right after the command (`extra_arguments`), each with where it was
+    set, seen by the rules exactly as if typed.
     """
-    given: list[_Arg] = [(word, None) for word in (*command.split(), *args)]
+    words = command.split()
+    given: list[_Arg] = [(word, None) for word in words]
+    given += [(word, origin) for word, origin in configured] if words else []
+    given += [(word, None) for word in args]
     _, original, _ = _split([text for text, _ in given])
     argv, unreadable = _merge_env_args(given, original, environ)
     texts = [text for text, _ in argv]
@@ -275,6 +289,26 @@ def classify(command: str, args: Sequence[str], environ: Mapping[str, str]) -> O
         description = f"{operation.description} with a {unreadable} that tfrun cannot parse"
         operation = replace(operation, effect=Effect.DESTROY, description=description)
     return replace(operation, chdir=_chdir(texts[:start]))
+
+
+# The order in which a run's operations count as more dangerous: a run whose stacks' configs
+# make its command line differ is decided by its most dangerous stack (commands/run.py).
+_SEVERITY = (
+    Effect.READ_ONLY,
+    Effect.PLAN_DESTROY,
+    Effect.APPLY,
+    Effect.APPLY_SAVED_PLAN,
+    Effect.DESTROY,
+)
+
+
+def severity(operation: Operation) -> int:
+    return _SEVERITY.index(operation.effect)
+
+
+def most_severe(operations: Sequence[Operation]) -> Operation:
+    """The first of the most dangerous of `operations` (not empty)."""
+    return max(operations, key=severity)
 
 
 def takes_value(flag: str) -> bool:
@@ -301,6 +335,73 @@ def has_flag(args: Sequence[str], name: str) -> bool:
     return any((m := _FLAG.fullmatch(arg)) is not None and m["name"] == name for arg in args)
 
 
+def saved_plan(command: str, args: Sequence[str]) -> str | None:
+    """The plan file of `apply PLANFILE`, relative to the stack's folder; terraform takes no
+    -var or -var-file with it (the plan holds them)."""
+    if command != "apply":
+        return None
+    _, positionals, _ = _go_flags(args)
+    return positionals[0] if positionals else None
+
+
+# --- What a stack's config may add (config.py's extra_arguments and hooks) --------------------
+
+# Commands whose flags follow the command's name directly, so configured flags go right after
+# it (`terraform state list` has a subcommand first, and is not here).
+CONFIGURABLE_COMMANDS = frozenset(
+    {"init", "validate", "plan", "apply", "destroy", "import", "refresh", "output", "console",
+     "show", "graph", "get", "fmt", "taint", "untaint", "force-unlock", "test"}
+)  # fmt: skip
+# Hooks are chosen by the command tfrun was given (`tfrun state rm ...` is `state`).
+HOOK_COMMANDS = CONFIGURABLE_COMMANDS | {"state", "workspace", "providers"}
+# The commands that read variables from -var-file (apply of a saved plan does not).
+VAR_FILE_COMMANDS = frozenset({"plan", "apply", "destroy", "import", "refresh", "console"})
+# Flags a config may not add, and why: each would change what the command is, or take from
+# tfrun what it manages itself. A person may still type most of them.
+_NOT_CONFIGURABLE = {
+    "chdir": "would run terraform in another folder than the stack's, which tfrun checked",
+    "auto-approve": "would approve for the person: approval is tfrun's (its prompt, or --yes)",
+    "input": "is tfrun's: terraform may ask only when it has the terminal",
+    "out": "is tfrun's: it saves each plan where it reads it back",
+    "detailed-exitcode": "is tfrun's: it reads a plan's exit code (tfrun --detailed-exitcode)",
+    "json": "would change terraform's output, which tfrun reads (counts, outputs)",
+    "state": "would move the state out of the backend tfrun generates",
+    "state-out": "would move the state out of the backend tfrun generates",
+    "backup": "would move the state out of the backend tfrun generates",
+    "help": "would change what the command is",
+    "h": "would change what the command is",
+    "version": "would change what the command is",
+}
+_NOT_CONFIGURABLE_FOR_INIT = {
+    "backend": "is tfrun's: it generates the backend and initialises it",
+    "backend-config": "is tfrun's: it generates the backend (bucket, key) of every stack",
+    "reconfigure": "is tfrun's: it reconfigures when the generated backend changed",
+    "migrate-state": "moves state: type it when you mean it (tfrun init -migrate-state)",
+    "force-copy": "moves state: type it when you mean it",
+    "from-module": "would copy a module into the stack's folder",
+}
+
+
+def configured_argument_problem(command: str, argument: str) -> str | None:
+    """Why a config may not add `argument` to `command`'s line (the end of a sentence that
+    names both), or None."""
+    match = _FLAG.fullmatch(argument)
+    if match is None or argument in ("-", "--"):
+        return (
+            "is not a flag: a config adds flags only (a positional argument, such as a plan "
+            "file, would change what the command does)"
+        )
+    name = match["name"]
+    reason = _NOT_CONFIGURABLE.get(name)
+    if reason is None and command == "init":
+        reason = _NOT_CONFIGURABLE_FOR_INIT.get(name)
+    if reason is not None:
+        return f"is not allowed in config: -{name} {reason}"
+    if match["value"] is None and name in _VALUE_FLAGS:
+        return f"takes a value: write it with its value as one argument (-{name}=VALUE)"
+    return None
+
+
 # What tfrun adds when terraform runs without a terminal (a stack of a many-stack run).
 _TAKES_INPUT = frozenset({"init", "plan", "apply", "destroy", "import", "refresh"})
 _TAKES_NO_COLOR = _TAKES_INPUT | {"validate", "output", "show"}
@@ -315,10 +416,14 @@ class CommandLine:
     detailed_exitcode: bool
     terminal: bool  # terraform keeps the terminal: it may ask, and colour its output
     plan_file: str | None = None  # where a plan is saved when the person gave no -out
+    # What the stack's config adds (extra arguments, var files), before the person's own
+    # arguments, so that what was typed wins.
+    configured: tuple[str, ...] = ()
 
 
 def command_argv(binary: str, command: str, args: Sequence[str], line: CommandLine) -> list[str]:
-    """`terraform <command> ...` with what tfrun adds to the person's arguments."""
+    """`terraform <command> ...` with what tfrun and the stack's config add to the person's
+    arguments."""
     argv = [binary, command]
     if not line.terminal and command in _TAKES_INPUT and not has_flag(args, "input"):
         argv.append("-input=false")
@@ -331,7 +436,7 @@ def command_argv(binary: str, command: str, args: Sequence[str], line: CommandLi
             argv.append(f"-out={line.plan_file}")
     if not line.terminal and command in _TAKES_NO_COLOR and not has_flag(args, "no-color"):
         argv.append("-no-color")
-    return argv + list(args)
+    return argv + list(line.configured) + list(args)
 
 
 def chooses_backend(tf_args: Sequence[str]) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from tfrun import (
     auth,
+    configured,
     express,
     generate,
     planned,
@@ -203,7 +204,18 @@ def run(
     generated = {stack.rel: render(workspace.repo, stack, toolchain.endpoint) for stack in stacks}
     for files in generated.values():
         generate.refuse_person_files(files)
-    operation = tfargs.classify(args.command, args.tf_args, os.environ)
+    # Each stack's command line as terraform will see it, its config's extra arguments in:
+    # the rules judge each stack by its own; the run, by its most dangerous.
+    operations = {
+        stack.rel: tfargs.classify(
+            args.command,
+            args.tf_args,
+            os.environ,
+            configured.extra_arguments(stack, args.command),
+        )
+        for stack in stacks
+    }
+    operation = tfargs.most_severe(list(operations.values()))
     scope.shared_state(workspace.stacks, stacks)
     warnings = list(selection.warnings) + workspace.repo.warnings
     if operation.destroys_stack:
@@ -219,7 +231,12 @@ def run(
         )
     }
     confirmations = safety.check(
-        stacks, operation, os.environ, can_ask=ui.can_ask(), inspect_plan=plans.summary
+        stacks,
+        operation,
+        os.environ,
+        can_ask=ui.can_ask(),
+        inspect_plan=plans.summary,
+        per_stack=operations,
     )
     for warning in warnings:
         ui.info(f"warning: {warning}")
@@ -257,6 +274,8 @@ def run(
         and not confirmations
         and operation.effect is tfargs.Effect.READ_ONLY
         and operation.command in express.COMMANDS
+        # A hook is tfrun's to run: terraform alone would leave it out.
+        and not configured.has_hooks(stacks[0], args.command)
         and args.timeout is None
         and stacks[0].config.timeout_s is None
         and args.upstream_plans is None

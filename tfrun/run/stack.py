@@ -1,7 +1,8 @@
 """The terraform work of one stack, the only code that runs terraform in a stack:
 
     stack lock → generated files → init (when needed, under the plugin-cache lock, retried)
-    → the command → for a saved plan, `show -json` for the counts → one Result
+    → before-hooks → the command → for a saved plan, `show -json` for the counts
+    → after-hooks → one Result
 
 Two modes of the same code. In the background (many stacks, or a report wanted) every byte
 terraform writes goes to the stack's log file in the run directory; tfrun adds a `$ command`
@@ -31,14 +32,25 @@ from typing import Any
 
 import anyio
 
-from tfrun import durations, planned, process, recreate, retry, safety, terraform, tfargs
+from tfrun import (
+    configured,
+    durations,
+    planned,
+    process,
+    recreate,
+    retry,
+    safety,
+    terraform,
+    tfargs,
+)
+from tfrun.configured import Hook
 from tfrun.discovery import Repository, Stack
 from tfrun.errors import RefusedError, TfrunError
 from tfrun.files import PRIVATE_FILE_MODE, make_private_dir, open_private
 from tfrun.generate import GeneratedFile
 from tfrun.process import Launch, ProcessGroups
 from tfrun.report import Changes, Result, Status
-from tfrun.run import logs, provisional, review
+from tfrun.run import hooks, logs, provisional, review
 from tfrun.run.locks import (
     LockTimeout,
     PluginCacheLock,
@@ -48,6 +60,7 @@ from tfrun.run.locks import (
     stack_lock_path,
 )
 from tfrun.run.scheduler import Stopped, TaskContext
+from tfrun.terraform import Prepared
 
 # terraform's words for a remote state that does not exist, and for a saved plan made before
 # the state changed.
@@ -161,6 +174,8 @@ class _StackRun:
         self.planned: dict[str, str] = {}
         # The reads pointed at planned outputs, and where in the log their plan began.
         self.overridden: tuple[tuple[str, ...], int] = ((), 0)
+        # The plan the command writes or applies, as the hooks are told (TFRUN_PLAN_FILE).
+        self.plan_file: Path | None = None
 
     def log_size(self) -> int:
         """Where the next command's output will start in the log (which may not exist yet)."""
@@ -208,7 +223,7 @@ class _StackRun:
                 pass_fds=(self.lock_fd,) if self.lock_fd is not None else (),
                 on_spawn=self.holding,
             )
-            exited = await self.run_limited(phase, launch)
+            exited = await self.run_limited(f"terraform {phase}", launch)
             code = exited.returncode
             ended = f"killed by {exited.killed_by.name}" if exited.killed_by else f"exit {code}"
             self.write_log(f"# {ended} after {exited.duration_s:.1f}s")
@@ -237,16 +252,74 @@ class _StackRun:
                 raise Stopped
         raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
 
-    async def run_limited(self, phase: str, launch: Launch) -> process.Exited:
+    async def run_limited(self, what: str, launch: Launch) -> process.Exited:
         """One process, ended (gracefully first) when it outlives the job's timeout."""
         limit = self.job.timeout_s or self.stack.config.timeout_s
         with anyio.move_on_after(limit) as scope:
             return await process.run_in_group(launch, self.job.groups, grace_s=self.job.grace_s)
         assert scope.cancelled_caught and limit is not None
-        self.write_log(f"tfrun: terraform {phase} timed out after {durations.show(limit)}; stopped")
-        raise TimedOut(
-            f"terraform {phase} timed out after {durations.show(limit)} (the time limit)"
+        self.write_log(f"tfrun: {what} timed out after {durations.show(limit)}; stopped")
+        raise TimedOut(f"{what} timed out after {durations.show(limit)} (the time limit)")
+
+    async def hook(self, hook: Hook, exit_code: int | None) -> str | None:
+        """Run one hook in the stack's folder; None when it succeeded, else how it ended."""
+        if self.context.stop.requested:
+            raise Stopped
+        job, stack = self.job, self.stack
+        self.phase = hook.label
+        env = hooks.environment(
+            job.terraform.env,
+            stack,
+            job.command,
+            hook,
+            plan_file=self.plan_file,
+            exit_code=exit_code,
         )
+        argv = (hooks.program(hook, stack, env), *hook.argv[1:])
+        self.write_log(f"$ {logs.redact(hook.argv)}  ({hook.label})")
+        self.context.progress(hook.label)
+        echo = getattr(sys.stderr, "buffer", None) if job.foreground else None
+        launch = Launch(argv, stack.path, env, self.log, echo=echo)
+        exited = await self.run_limited(f"the {hook.label}", launch)
+        code = exited.returncode
+        ended = f"killed by {exited.killed_by.name}" if exited.killed_by else f"exit {code}"
+        self.write_log(f"# {ended} after {exited.duration_s:.1f}s")
+        if exited.signalled or self.context.stop.requested:
+            raise Stopped
+        return None if code == 0 else ended
+
+    async def before_hooks(self) -> Result | None:
+        """The command's before-hooks, in order; the first that fails fails the stack."""
+        for hook in configured.hooks(self.stack, self.job.command, "before"):
+            ended = await self.hook(hook, None)
+            if ended is not None:
+                return Result.failed(
+                    f"the {hook.label} failed ({ended}), so terraform {self.job.command} did "
+                    f"not run; its output is in the log ({hook.origin})",
+                    exit_code=1,
+                    log=self.log,
+                )
+        return None
+
+    async def after_hooks(self, result: Result) -> Result:
+        """The command's after-hooks, in order: all of them when it succeeded, those with
+        run_on_error when it did not. The first that fails fails the stack."""
+        for hook in configured.hooks(self.stack, self.job.command, "after"):
+            if not (result.ok or hook.run_on_error):
+                continue
+            ended = await self.hook(hook, result.exit_code)
+            if ended is None:
+                continue
+            failed = f"the {hook.label} failed ({ended}; {hook.origin})"
+            if result.ok:
+                return replace(
+                    result,
+                    status=Status.FAILED,
+                    reason=f"{failed} after terraform {self.job.command} succeeded",
+                    exit_code=1,
+                )
+            return replace(result, reason=f"{result.reason}; {failed} too")
+        return result
 
     def holding(self, pid: int) -> None:
         """Say who holds the stack while this terraform runs: if tfrun dies, it still does."""
@@ -306,6 +379,7 @@ class _StackRun:
             argv = job.terraform.init_argv(reconfigure=prepared.reconfigure)
             if not job.color:
                 argv.append("-no-color")
+            argv += [argument for argument, _ in configured.extra_arguments(stack, "init")]
             code = await self.init(argv, terminal=False)
             if code != 0:
                 return self.failed("init", code)
@@ -314,20 +388,42 @@ class _StackRun:
             raise Stopped
         if job.after_init is not None:
             job.after_init(stack)
-        if job.reviewed is not None:
-            return await self.apply_reviewed(job.reviewed[stack.rel])
         plan_file = None
         if job.command == "plan" and not job.foreground:
             user = tfargs.user_plan_file(job.tf_args)
             plan_file = stack.path / user if user else job.file(stack, ".tfplan")
+        self.plan_file = plan_file or self.named_plan_file()
+        refused = await self.before_hooks()
+        if refused is not None:
+            return refused
+        return await self.after_hooks(await self.command(prepared, plan_file))
+
+    def named_plan_file(self) -> Path | None:
+        """The plan the command line names: a reviewed apply's approved plan, the plan file of
+        `apply PLANFILE`, or a foreground plan's own -out."""
+        job = self.job
+        if job.reviewed is not None:
+            return job.reviewed[self.stack.rel].plan_file
+        named = tfargs.saved_plan(job.command, job.tf_args)
+        if job.command == "plan":
+            named = tfargs.user_plan_file(job.tf_args)
+        return None if named is None else self.stack.path / named
+
+    async def command(self, prepared: Prepared, plan_file: Path | None) -> Result:
+        """The person's command in this stack (or a reviewed apply's saved plan)."""
+        job, stack = self.job, self.stack
+        if job.reviewed is not None:
+            return await self.apply_reviewed(job.reviewed[stack.rel])
         line = tfargs.CommandLine(
             auto_approve=job.auto_approve,
             # In the background a plan always tells whether it has changes.
             detailed_exitcode=job.detailed_exitcode or not job.foreground,
             terminal=job.foreground,
             plan_file=None if plan_file is None else str(plan_file),
+            configured=tuple(configured.arguments(stack, job.command, job.tf_args)),
         )
         argv = tfargs.command_argv(job.terraform.binary, job.command, job.tf_args, line)
+        choosing = job.command == "init" and tfargs.chooses_backend(job.tf_args)
         if job.command == "init" and prepared.reconfigure and not choosing:
             argv.insert(2, "-reconfigure")
         ok = PLAN_OK if job.command == "plan" and line.detailed_exitcode else OK
@@ -385,10 +481,13 @@ class _StackRun:
                 if isinstance(again, Result):
                     return again
                 plan_file, note = again
+                self.plan_file = plan_file
             assert plan_file is not None
             no_color = [] if job.color else ["-no-color"]
             offset = self.log_size()
-            argv = [job.terraform.binary, "apply", "-input=false", *no_color, str(plan_file)]
+            added = configured.arguments(self.stack, "apply", [str(plan_file)])
+            argv = [job.terraform.binary, "apply", "-input=false", *no_color, *added]
+            argv.append(str(plan_file))
             code = await self.terraform("apply", argv, OK)
             if code == 0:
                 break
@@ -413,7 +512,8 @@ class _StackRun:
         plan_file = job.file(stack, ".tfplan")
         no_color = [] if job.color else ["-no-color"]
         argv = [job.terraform.binary, "plan", "-input=false", "-detailed-exitcode"]
-        argv += [f"-out={plan_file}", *no_color, *job.tf_args]
+        argv += [f"-out={plan_file}", *no_color]
+        argv += [*configured.arguments(stack, "plan", job.tf_args), *job.tf_args]
         code = await self.terraform("plan", argv, PLAN_OK)
         if code not in PLAN_OK:
             return self.failed(f"plan (again: {reason})", code)
