@@ -1,8 +1,10 @@
 """`tfrun ci gitlab|github|summary`: pipelines for the stacks a change affects.
 
     tfrun ci gitlab [--base REF] [--head REF] [--with-dependents] [--plan-only]
-                    [--image IMAGE] [--tag TAG]... [--before-script LINE]... [PATH]
-    tfrun ci gitlab --static [--plan-only] [--image ...] [PATH]
+                    [--image IMAGE] [--tag TAG]... [--before-script LINE]...
+                    [--needs-limit N] [PATH]
+    tfrun ci gitlab --static [--plan-only] [--image ...] [--needs-limit N] [PATH]
+    tfrun ci gitlab --drift [--image ...] [PATH]
     tfrun ci github [--base REF] [--head REF] [--with-dependents] [PATH]
     tfrun ci summary DIR|FILE... [--expect STACK]...
 
@@ -138,17 +140,21 @@ def gitlab(
     return picture.answered(start, key, draw).show()
 
 
-def _pipeline(
-    report: Report, answer: Answer, base: str | None, static: bool, layout: ci.GitLabOptions
-) -> None:
+def _options(report: Report, layout: ci.GitLabOptions) -> ci.GitLabOptions:
     """`layout`: the options given on the command line; the rest come from the repository."""
     auth = report.graph.stacks and next(iter(report.graph.stacks.values())).config.auth
-    options = replace(
+    return replace(
         layout,
         live_rel=report.live_rel,
         ci_role_arn=auth.ci_role_arn if auth else None,
         ci_audience=(auth.ci_audience if auth else None) or ci.DEFAULT_AUDIENCE,
     )
+
+
+def _pipeline(
+    report: Report, answer: Answer, base: str | None, static: bool, layout: ci.GitLabOptions
+) -> None:
+    options = _options(report, layout)
     if static:
         stacks = ci_stacks(report, _change_globs(report))
         document = ci.gitlab_static(stacks, options)
@@ -240,15 +246,8 @@ def gitlab_drift(
     """`tfrun ci gitlab --drift [PATH]`: the pipeline of a scheduled drift check, one job per
     environment that has stacks under PATH (docs/drift.md)."""
     report = everything(path)
-    auth = report.graph.stacks and next(iter(report.graph.stacks.values())).config.auth
-    options = ci.GitLabOptions(
-        live_rel=report.live_rel,
-        image=image,
-        tags=tuple(tags),
-        before_script=tuple(before_script),
-        ci_role_arn=auth.ci_role_arn if auth else None,
-        ci_audience=(auth.ci_audience if auth else None) or ci.DEFAULT_AUDIENCE,
-    )
+    layout = ci.GitLabOptions(image=image, tags=tuple(tags), before_script=tuple(before_script))
+    options = _options(report, layout)
     envs = sorted({item.stack.env for item in report.stacks})
     where = Path(os.path.relpath(os.path.realpath(path), report.top)).as_posix()
     document = ci.gitlab_drift(where, envs, options)
