@@ -11,7 +11,6 @@ Two shapes of command line:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import textwrap
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from tfrun import __version__, ui
+from tfrun.commands import conventions
 from tfrun.errors import ExitCode, TfrunError, UsageError
 
 OWN_COMMANDS = (
@@ -33,10 +33,7 @@ OWN_COMMANDS = (
     "bootstrap",
     "whoami",
     "drift",
-    "fmt",
-    "schema",
-    "completion",
-    "__complete",
+    *conventions.COMMANDS,
 )
 
 
@@ -107,7 +104,7 @@ def _own_parser(run_options: str | None = None) -> argparse.ArgumentParser:
     who = sub.add_parser("whoami", help="who tfrun is in each environment under PATH (AWS STS)")
     who.add_argument("path", nargs="?", type=Path, default=Path())
     _add_drift_parser(sub)
-    _add_convention_parsers(sub)
+    conventions.add_parsers(sub)
     _add_debug(parser)
     return parser
 
@@ -140,43 +137,6 @@ def _add_drift_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         dest="markdown_path",
         help="write a Markdown summary (for an issue or a CI job)",
     )
-
-
-def _add_convention_parsers(sub: argparse._SubParsersAction[_Parser]) -> None:
-    """`fmt`, `schema` and `completion`: what editors, shells and pre-commit use."""
-    fmt = sub.add_parser("fmt", help="format every tfrun.hcl and stack.hcl under PATH")
-    fmt.add_argument("path", nargs="?", type=Path, default=Path())
-    fmt.add_argument(
-        "--check", action="store_true", help="change nothing; exit 1 with a diff when unformatted"
-    )
-    schema = sub.add_parser("schema", help="the JSON Schema of tfrun.hcl or stack.hcl")
-    schema.add_argument("file", nargs="?", choices=("tfrun.hcl", "stack.hcl"), default="tfrun.hcl")
-    completion = sub.add_parser("completion", help="the shell completion script for bash|zsh|fish")
-    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
-    # What the completion scripts ask for as the shell completes; not in the help.
-    hidden = sub.add_parser("__complete")
-    hidden.add_argument("kind", choices=("envs", "stacks"))
-
-
-def _conventions(options: argparse.Namespace) -> int:
-    if options.own_command == "fmt":
-        from tfrun.commands import fmt as fmt_command
-
-        return fmt_command.run(options.path, check=options.check)
-    if options.own_command == "schema":
-        from tfrun.schema import schema_text
-
-        ui.out(schema_text(options.file))
-        return 0
-    from tfrun import completion
-
-    if options.own_command == "completion":
-        ui.out(completion.script(options.shell, _own_parser()))
-        return 0
-    # At every press of tab: whatever goes wrong, the shell shows nothing rather than an error.
-    with contextlib.suppress(Exception):
-        ui.out("\n".join(completion.values(options.kind, Path.cwd())))
-    return 0
 
 
 def _add_debug(parser: argparse.ArgumentParser) -> None:
@@ -236,8 +196,8 @@ def _own(argv: Sequence[str]) -> int:
         )
     if options.own_command in ("affected", "ci"):
         return _own_change(options)
-    if options.own_command in ("fmt", "schema", "completion", "__complete"):
-        return _conventions(options)
+    if options.own_command in conventions.COMMANDS:
+        return conventions.run(options, _own_parser)
     raise UsageError(f"'{options.own_command}' is not a tfrun command.")
 
 
