@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from tfrun import __version__, ui
+from tfrun.commands import conventions
 from tfrun.errors import ExitCode, TfrunError, UsageError
 
 OWN_COMMANDS = (
@@ -32,6 +33,7 @@ OWN_COMMANDS = (
     "bootstrap",
     "whoami",
     "drift",
+    *conventions.COMMANDS,
 )
 
 
@@ -102,6 +104,7 @@ def _own_parser(run_options: str | None = None) -> argparse.ArgumentParser:
     who = sub.add_parser("whoami", help="who tfrun is in each environment under PATH (AWS STS)")
     who.add_argument("path", nargs="?", type=Path, default=Path())
     _add_drift_parser(sub)
+    conventions.add_parsers(sub)
     _add_debug(parser)
     return parser
 
@@ -193,6 +196,8 @@ def _own(argv: Sequence[str]) -> int:
         )
     if options.own_command in ("affected", "ci"):
         return _own_change(options)
+    if options.own_command in conventions.COMMANDS:
+        return conventions.run(options, _own_parser)
     raise UsageError(f"'{options.own_command}' is not a tfrun command.")
 
 

@@ -75,6 +75,7 @@ _DESTROY_COMMANDS = frozenset(
      "env delete"}
 )  # fmt: skip
 _KNOWN_COMMANDS = _READ_ONLY_COMMANDS | _APPLY_COMMANDS | _DESTROY_COMMANDS
+KNOWN_COMMANDS = _KNOWN_COMMANDS  # public: shell completion lists them
 
 # Flags of any terraform command that take a value; Go's flag package then reads the next
 # argument as that value. Unknown flags are read as booleans, which never hides a positional.

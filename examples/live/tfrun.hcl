@@ -2,11 +2,11 @@
 repo = "infra"
 
 state {
-  bucket         = "acme-tfstate"
-  region         = "eu-west-1"
-  use_lockfile   = true # S3-native locks (terraform 1.10+); no DynamoDB table
-  key            = "{env}/{region}/{stack}.tfstate"
-  encrypt        = true
+  bucket       = "acme-tfstate"
+  region       = "eu-west-1"
+  use_lockfile = true # S3-native locks (terraform 1.10+); no DynamoDB table
+  key          = "{env}/{region}/{stack}.tfstate"
+  encrypt      = true
 }
 
 default_region = "eu-west-1"
