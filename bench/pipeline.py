@@ -1,7 +1,8 @@
 """GitLab pipelines at monorepo scale: how big `tfrun ci gitlab` makes them, and one run of
 hundreds of stacks under gitlab-ci-local with a fake terraform.
 
-    python bench/pipeline.py [--stacks 300] [--wide 120] [--sizes 300,1000,3000] [--no-run]
+    python bench/pipeline.py [--stacks 300] [--wide 120] [--sizes 300,1000,3000]
+                             [--concurrency 4] [--no-run]
 
 Builds live repositories of `--stacks` stacks, one of which reads `--wide` others, and prints
 for each of `--sizes` stacks (generation only): the jobs of the child pipeline, its YAML size,
@@ -116,7 +117,7 @@ def shape(text: str) -> str:
     )
 
 
-def run_pipeline(top: Path, env: dict[str, str]) -> None:
+def run_pipeline(top: Path, env: dict[str, str], concurrency: int) -> None:
     executable = shutil.which("gitlab-ci-local")
     if executable is None:
         sys.exit("gitlab-ci-local is not on PATH: run scripts/setup-test-tools.sh")
@@ -133,6 +134,8 @@ def run_pipeline(top: Path, env: dict[str, str]) -> None:
             "--no-artifacts-to-source",
             "--no-color",
             "--max-job-name-padding", "0",
+            # Unlimited, hundreds of jobs start at once and starve the machine.
+            "--concurrency", str(concurrency),
         ],
         cwd=top,
         env=env,
@@ -159,7 +162,7 @@ def run_pipeline(top: Path, env: dict[str, str]) -> None:
     )
     print(
         f"  gitlab-ci-local: {wall:.0f} s for {len(jobs)} jobs "
-        f"({wall / len(jobs):.2f} s a job on this machine); exit {done.returncode}; "
+        f"({wall / len(jobs):.2f} s a job, {concurrency} at once); exit {done.returncode}; "
         f"{len(passed)}/{len(jobs)} passed; the wide plan started after the {len(read)} plans "
         f"it reads had ended: {'yes' if ordered else 'NO'}"
     )
@@ -175,6 +178,7 @@ def main() -> None:
     parser.add_argument("--stacks", type=int, default=300)
     parser.add_argument("--wide", type=int, default=120)
     parser.add_argument("--sizes", default="300,1000,3000")
+    parser.add_argument("--concurrency", type=int, default=4, help="gitlab-ci-local's jobs at once")
     parser.add_argument("--no-run", action="store_true")
     args = parser.parse_args()
     os.environ["BENCH_WIDE"] = str(args.wide)
@@ -193,7 +197,7 @@ def main() -> None:
             top = Path(temp) / "run"
             build(top, args.stacks, args.wide)
             print(f"{args.stacks} stacks under gitlab-ci-local:")
-            run_pipeline(top, env)
+            run_pipeline(top, env, args.concurrency)
 
 
 if __name__ == "__main__":

@@ -207,7 +207,7 @@ def test_a_stack_that_needs_more_jobs_than_gitlab_allows_waits_through_barriers(
     assert [len(b["needs"]) for b in barriers] == [50, 50, 20]
     for barrier in barriers:
         assert barrier["stage"] == "apply" and "when" not in barrier and "artifacts" not in barrier
-        assert barrier["variables"] == {"GIT_STRATEGY": "none"} and barrier["before_script"] == []
+        assert "variables" not in barrier and barrier["before_script"] == []
     # A barrier comes before the job that needs it; every job is within GitLab's limit.
     order = names(document)
     assert order.index(f"wait 3/3 for apply {S}/wide") < order.index(f"apply {S}/wide")

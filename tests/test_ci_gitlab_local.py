@@ -234,6 +234,13 @@ def job_events(output: str) -> list[tuple[str, str]]:
     return events
 
 
+def artifacts(top: Path, path: str) -> list[Path]:
+    """The files at `path` among the artifacts gitlab-ci-local kept, one per job that
+    uploaded it."""
+    kept = top / ".gitlab-ci-local" / "artifacts"
+    return [job / path for job in kept.iterdir() if (job / path).is_file()]
+
+
 def run_pipeline(executable: str, top: Path, tf_env: dict[str, str]) -> str:
     """child.yml in `top` run by gitlab-ci-local as runners would run it; its output, after
     checking that every job passed."""
@@ -315,6 +322,20 @@ def test_the_child_pipeline_runs_with_gitlab_ci_local(
     # The summary read the plan reports the plan jobs left as artifacts.
     for rel in expected:
         assert re.search(rf"\| {re.escape(rel)} \| succeeded \| \+\d+ ~\d+ -\d+ \|", output), output
+    # Each plan job's artifacts hold the widget's report, with the counts of its plan, and the
+    # plan as text for the comment.
+    for rel in expected:
+        [widget] = artifacts(top, f"live/.tfrun/ci/gitlab/{rel}.json")
+        [report] = artifacts(top, f"live/.tfrun/ci/plan/{rel}.json")
+        [text] = artifacts(top, f"live/.tfrun/ci/plan/{rel}.txt")
+        counts = json.loads(report.read_text())["stacks"][0]["changes"]
+        assert json.loads(widget.read_text()) == {
+            "create": counts["add"],
+            "update": counts["change"],
+            "delete": counts["destroy"],
+        }
+        assert sum(counts.values()) > 0, counts
+        assert "Terraform will perform the following actions" in text.read_text(), rel
 
     keys = state_backend.object_keys()
     for rel in ("network", "platform", "data"):

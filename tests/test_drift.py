@@ -378,3 +378,36 @@ def test_ci_gitlab_drift_refuses_change_flags(
 ) -> None:
     assert cli.main(["ci", "gitlab", "--drift", *flag]) == 4
     assert f"{flag[0]} is for pipelines of a change" in capsys.readouterr().err
+
+
+def test_every_plan_refreshes_whatever_the_config_adds(fake_repo: FakeRepo) -> None:
+    """A configured `-refresh=false` (fast everyday plans) would hide every change made
+    outside terraform: drift's `-refresh=true` comes after it, and terraform takes the last."""
+    root = fake_repo.live / "tfrun.hcl"
+    root.write_text(
+        root.read_text(encoding="utf-8")
+        + '\nextra_arguments "fast" {\n  commands  = ["plan"]\n  arguments = ["-refresh=false"]\n}\n',
+        encoding="utf-8",
+    )
+    drift_cli(fake_repo, *reports(fake_repo)).assert_exit(0)
+    plans = [r["args"] for r in fake_repo.records("start") if r["args"][0] == "plan"]
+    assert len(plans) == 2
+    for argv in plans:
+        assert argv.index("-refresh=false") < argv.index("-refresh=true"), argv
+
+
+def test_configured_arguments_that_narrow_the_plan_are_refused(fake_repo: FakeRepo) -> None:
+    (fake_repo.live / PROD_REL / "stack.hcl").write_text(
+        'extra_arguments "focus" {\n  commands  = ["plan"]\n'
+        '  arguments = ["-target=aws_vpc.main"]\n}\n',
+        encoding="utf-8",
+    )
+    result = drift_cli(fake_repo, *reports(fake_repo)).assert_exit(4)
+    assert (
+        f'{PROD_REL} plans with -target=aws_vpc.main (extra_arguments "focus" in '
+        f"live/{PROD_REL}/stack.hcl)"
+    ) in result.stderr
+    assert "Nothing ran." in result.stderr
+    assert fake_repo.records() == []
+    # Without that stack, the rest is checked.
+    drift_cli(fake_repo, "--exclude", PROD_REL).assert_exit(0)

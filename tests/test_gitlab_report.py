@@ -88,3 +88,13 @@ def test_a_report_path_that_cannot_be_written_is_found_before_anything_runs(
     assert f"--gitlab-report {blocker / 'r.json'}: {blocker} is a file" in result.stderr
     assert "Nothing ran." in result.stderr
     assert repo.records() == []
+
+
+def test_the_run_report_and_gitlabs_cannot_share_a_file(tmp_path: Path) -> None:
+    repo = FakeRepo(tmp_path)
+    target = tmp_path / "r.json"
+    argv = ["plan", STACK_REL, "--json", str(target), "--gitlab-report", str(target)]
+    result = run_cli(argv, repo.live, repo.env)
+    result.assert_exit(int(ExitCode.BAD_CONFIG))
+    assert f"--json and --gitlab-report both name {target}" in result.stderr
+    assert repo.records() == [] and not target.exists()

@@ -71,6 +71,9 @@ def test_hooks_run_in_order_around_the_command_and_are_told_where(tmp_path: Path
         "after_hook", "last", '"plan"', env_writer(out)
     )
     repo = FakeRepo(tmp_path, {"tfrun.hcl": root_hcl() + hooks})
+    # A plan with changes, of a folder of stacks: tfrun adds -detailed-exitcode, and terraform
+    # exits 2; the hook is told the plan succeeded, as it would be of one stack on a terminal.
+    repo.fake(STACK_REL, {"changes": {"add": 1}})
     run_cli(["plan", "staging-eu-west-1"], repo.live, repo.env).assert_success()
     before, after = (json.loads(line) for line in out.read_text().splitlines())
     stack_dir = repo.live / STACK_REL
@@ -92,7 +95,8 @@ def test_hooks_run_in_order_around_the_command_and_are_told_where(tmp_path: Path
     # In the log: init first, then the hooks around the command.
     lines = [line for line in logs(repo).splitlines() if line.startswith("$ ")]
     kinds = [line.split()[2] if "(" not in line else line.rsplit("(", 1)[1] for line in lines]
-    assert kinds == ["init", 'before_hook "first")', "plan", 'after_hook "last")']
+    # (show: the saved plan's counts, read before the after-hooks are told it succeeded)
+    assert kinds == ["init", 'before_hook "first")', "plan", "show", 'after_hook "last")']
 
 
 def test_after_hooks_run_after_a_failure_only_when_asked(tmp_path: Path) -> None:

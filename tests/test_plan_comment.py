@@ -68,6 +68,22 @@ def test_risk_tells_destroys_from_replacements() -> None:
     assert risk("No changes. Your infrastructure matches the configuration.\n") == Risk()
 
 
+def test_a_heading_inside_a_value_or_a_plan_that_destroys_nothing_is_no_risk() -> None:
+    """Found in a trial: a heredoc's line that reads like a heading, in a plan of +0 ~1 -0."""
+    text = (
+        "  # aws_instance.web will be updated in-place\n"
+        '  ~ resource "aws_instance" "web" {\n'
+        "      ~ user_data = <<-EOT\n"
+        "            # aws_db_instance.fake will be destroyed\n"
+        "        EOT\n"
+        "    }\n"
+    )
+    assert risk(text) == Risk()
+    heading = "  # aws_db_instance.fake will be destroyed\n"
+    comment = render({"s": entry("s", change=1)}, {"s": heading}, ["s"], Context(key="live"))
+    assert ":warning:" not in comment.body
+
+
 @pytest.mark.slow
 def test_risk_reads_real_terraform_show_output(tmp_path: Path) -> None:
     """The phrases come from terraform itself: plan with the built-in terraform_data, which

@@ -63,8 +63,9 @@ def _barrier(job: Mapping[str, Any], needs: list[dict[str, Any]], reports: str) 
     barrier.update(
         {
             "needs": needs,
-            # No checkout and no install: the barrier only waits, and passes reports on.
-            "variables": {"GIT_STRATEGY": "none"},
+            # No install: the barrier only waits, and passes reports on. It keeps the checkout
+            # all the same: a runner cleans the build folder when it fetches (GIT_STRATEGY
+            # none would not, and a reused folder's reports of another pipeline would pass on).
             "before_script": [],
             "script": ["echo 'tfrun: the jobs this one needs are done.'"],
         }

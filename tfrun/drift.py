@@ -16,13 +16,33 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from tfrun import configured
 from tfrun.discovery import Stack
 from tfrun.report import Result
+
+# Configured plan arguments that leave part of what was applied out of the plan (or plan
+# something else): a drift check with them would call a stack clean whatever it left out.
+_NARROWING = frozenset({"target", "exclude", "replace", "destroy"})
+# What `tfrun drift` adds to every plan, after the configured arguments, where terraform's
+# last value of a flag wins: a configured `-refresh=false` (a speed-up for everyday plans)
+# would hide every change made outside terraform.
+PLAN_ARGUMENTS = ("-refresh=true",)
 
 FORMAT = "tfrun-drift"
 VERSION = 1
 # Actions that change nothing: a data source read, a resource left as it is.
 _NOT_CHANGES = frozenset({"no-op", "read"})
+
+
+def narrowing_arguments(stack: Stack) -> list[str]:
+    """The stack's configured plan arguments a drift check cannot run with, each with where
+    it was set: `-target=aws_vpc.this (extra_arguments "focus" in live/tfrun.hcl)`."""
+    found = []
+    for argument, origin in configured.extra_arguments(stack, "plan"):
+        name, _, value = argument.lstrip("-").partition("=")
+        if name in _NARROWING and value.lower() not in ("false", "0", "f"):
+            found.append(f"{argument} ({origin})")
+    return found
 
 
 class Verdict(StrEnum):

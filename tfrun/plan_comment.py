@@ -28,8 +28,10 @@ GITHUB_LIMIT = 65_536  # characters in a GitHub comment
 # How many resources of one kind a stack's line names before "and N more".
 NAMED = 10
 
+# A resource's heading in `terraform show`'s text is indented two spaces; a line like it in
+# an attribute's value (a heredoc) is indented further, and is not one.
 _ACTION = re.compile(
-    r"^\s*# (?P<address>\S.*?) "
+    r"^  # (?P<address>\S.*?) "
     r"(?P<what>must be replaced|will be replaced\b.*|will be destroyed)\s*$",
     re.MULTILINE,
 )
@@ -151,13 +153,16 @@ def _title(context: Context) -> str:
 def _callouts(entries: Mapping[str, Mapping[str, Any]], texts: Mapping[str, str]) -> str:
     lines = []
     for name in sorted(set(entries) | set(texts)):
-        found = risk(texts.get(name, ""))
+        entry = entries.get(name)
+        count = _destroy_count(entry)
+        # The report counts what the plan destroys (a replacement included): a stack it says
+        # destroys nothing is never called out, whatever its text holds.
+        found = risk(texts.get(name, "")) if count or entry is None else Risk()
         parts = []
         if found.replaced:
             parts.append(f"replaces {_listed(found.replaced)}")
         if found.destroyed:
             parts.append(f"destroys {_listed(found.destroyed)}")
-        count = _destroy_count(entries.get(name))
         if not parts and count:
             parts.append(f"destroys or replaces {count} (no plan text names them)")
         if parts:

@@ -1,6 +1,8 @@
 """`tfrun drift [PATH] [--env ENV]... [--region R]... [--include GLOB]... [--exclude GLOB]...
 [--parallelism N] [--json FILE] [--markdown FILE]`: plan every selected stack and report the
-ones whose plan has changes, with the resources that drifted (docs/drift.md).
+ones whose plan has changes, with the resources that drifted (docs/drift.md). Every plan
+refreshes (`-refresh=true` after the configured arguments), and a stack whose configured plan
+arguments narrow what it plans (`-target`, ...) is refused before anything runs.
 
 It is `tfrun run-all plan` with the same filters, through the same run (commands/run.py):
 the same selection, generated files, identity check, safety rules (a plan is read-only, so it
@@ -70,6 +72,7 @@ def drift(
         exclude=list(exclude),
         parallelism=parallelism,
         detailed_exitcode=True,
+        tf_args=list(drifts.PLAN_ARGUMENTS),
     )
 
     def finish(stacks: list[Stack], report: RunReport) -> int:
@@ -88,7 +91,20 @@ def drift(
         ui.drift_summary(found)
         return found.exit_code
 
-    return run_command.run(args, alone=True, finish=finish)
+    return run_command.run(args, alone=True, vet=_refuse_narrowed_plans, finish=finish)
+
+
+def _refuse_narrowed_plans(stacks: Sequence[Stack]) -> None:
+    for stack in stacks:
+        found = drifts.narrowing_arguments(stack)
+        if found:
+            raise UsageError(
+                f"{stack.rel} plans with {', '.join(found)}. A drift check plans all of a "
+                "stack: with those arguments it would report the stack clean whatever they "
+                "leave out. Give them to the commands that need them on the command line "
+                "instead of in extra_arguments for plan, or leave the stack out with "
+                "--exclude. Nothing ran."
+            )
 
 
 def _plan_json(report: RunReport, stack: Stack) -> Mapping[str, Any] | None:

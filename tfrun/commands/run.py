@@ -180,10 +180,12 @@ def run(
     args: RunArgs,
     *,
     alone: bool = False,
+    vet: Callable[[list[Stack]], None] | None = None,
     finish: Callable[[list[Stack], RunReport], int] | None = None,
 ) -> int:
     """The run, and its exit code. `alone`: no stack waits for another, and each plans
     against the applied state of what it reads, never against another's plan (drift).
+    `vet`: raises when the selected stacks cannot run as the caller needs, before anything runs.
     `finish`: turns the stacks and the report into the exit code, instead of the run's own
     reduction."""
     started = time.time()
@@ -196,9 +198,19 @@ def run(
                 f"creates, updates and deletes, and 'tfrun {args.command}' makes no plan."
             )
         check_report_path(args.gitlab_report, "--gitlab-report")
+        if (
+            args.json_path is not None
+            and args.json_path.absolute() == args.gitlab_report.absolute()
+        ):
+            raise UsageError(
+                f"--json and --gitlab-report both name {args.json_path}; give each its own "
+                "file. Nothing ran."
+            )
     workspace = Workspace.load(args.path or Path.cwd())
     selection = select_stacks(workspace, args)
     stacks = selection.stacks
+    if vet is not None:
+        vet(stacks)
     toolchain = resolve(workspace.repo, args.terraform_bin)  # before anything is written
     # Rendered up front: a config or a person's file in the way is one error before the run.
     generated = {stack.rel: render(workspace.repo, stack, toolchain.endpoint) for stack in stacks}

@@ -307,7 +307,9 @@ class _StackRun:
         for hook in configured.hooks(self.stack, self.job.command, "after"):
             if not (result.ok or hook.run_on_error):
                 continue
-            ended = await self.hook(hook, result.exit_code)
+            # Whether tfrun added -detailed-exitcode (it does for a plan of many stacks, or
+            # with a report) is not the hook's concern: a plan with changes succeeded, 0.
+            ended = await self.hook(hook, 0 if result.ok else result.exit_code)
             if ended is None:
                 continue
             failed = f"the {hook.label} failed ({ended}; {hook.origin})"
