@@ -86,6 +86,7 @@ def test_plan_and_apply_jobs_form_the_dag() -> None:
             f"live/{S}/network/.terraform.lock.hcl",
             f"live/.tfrun/ci/plan/{S}/network.json",
             f"live/.tfrun/ci/plan/{S}/network.txt",
+            f"live/.tfrun/ci/gitlab/{S}/network.json",
         ],
         "reports": {"terraform": f"live/.tfrun/ci/gitlab/{S}/network.json"},
     }

@@ -167,7 +167,9 @@ def _plan(stack: CIStack, options: GitLabOptions, *, static: bool) -> tuple[str,
             else stack.rel,
             "when": "always",
             "expire_in": "1 week",
-            "paths": [saved, f"{stack.path}/{LOCK_FILE}", report, text],
+            # The widget's report in paths too: GitLab keeps a report for its widget only,
+            # and a file in paths can be browsed and downloaded.
+            "paths": [saved, f"{stack.path}/{LOCK_FILE}", report, text, widget],
             "reports": {"terraform": widget},
         },
     }
