@@ -17,7 +17,7 @@ import math
 import os
 import posixpath
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -62,11 +62,18 @@ class RunOption(NamedTuple):
     kind: str  # flag, text, path, count, seconds, duration or list (repeatable)
     help: str  # one line, for `tfrun --help` and `tfrun COMMAND --help`
     metavar: str = ""
+    # The environment variable that sets it when the flag is not given. Only the options of
+    # how a run goes; never what it selects (--env, --include, ...: a variable left set in a
+    # shell would silently narrow or widen a run) nor one that lifts a refusal
+    # (--allow-recreate), nor a per-command file (--json).
+    variable: str = ""
 
 
 # tfrun's own options on a terraform command, in the order the helps list them.
 RUN_OPTIONS: dict[str, RunOption] = {
-    "--yes": RunOption("yes", "flag", "approve apply and destroy up front, without a prompt"),
+    "--yes": RunOption(
+        "yes", "flag", "approve apply and destroy up front, without a prompt", "", "TFRUN_YES"
+    ),
     "--env": RunOption("env", "list", "only the stacks of this environment (repeatable)", "ENV"),
     "--region": RunOption(
         "region", "list", "only the stacks in this region or 'global' (repeatable)", "REGION"
@@ -80,8 +87,12 @@ RUN_OPTIONS: dict[str, RunOption] = {
     "--with-dependencies": RunOption(
         "with_dependencies", "flag", "add the stacks the chosen ones read state from"
     ),
-    "--parallelism": RunOption("parallelism", "count", "run at most N stacks at once", "N"),
-    "--fail-fast": RunOption("fail_fast", "flag", "start no more stacks after a failure"),
+    "--parallelism": RunOption(
+        "parallelism", "count", "run at most N stacks at once", "N", "TFRUN_PARALLELISM"
+    ),
+    "--fail-fast": RunOption(
+        "fail_fast", "flag", "start no more stacks after a failure", "", "TFRUN_FAIL_FAST"
+    ),
     "--detailed-exitcode": RunOption(
         "detailed_exitcode", "flag", "exit 2 when a plan has changes, 0 when none"
     ),
@@ -93,10 +104,18 @@ RUN_OPTIONS: dict[str, RunOption] = {
         "FILE",
     ),
     "--lock-timeout": RunOption(
-        "lock_timeout", "seconds", "wait at most this long for a run already in a stack", "SECONDS"
+        "lock_timeout",
+        "seconds",
+        "wait at most this long for a run already in a stack",
+        "SECONDS",
+        "TFRUN_LOCK_TIMEOUT",
     ),
     "--timeout": RunOption(
-        "timeout", "duration", "end each terraform command that runs longer (90s, 30m, 1h)", "TIME"
+        "timeout",
+        "duration",
+        "end each terraform command that runs longer (90s, 30m, 1h)",
+        "TIME",
+        "TFRUN_TIMEOUT",
     ),
     "--allow-recreate": RunOption(
         "allow_recreate", "flag", "allow an apply that recreates renamed resources"
@@ -160,8 +179,16 @@ def command_help(args: RunArgs) -> str:
         f"{textwrap.fill(about, width=79)}\n\n"
         "tfrun's options (two dashes, anywhere before --):\n"
         f"{options_help()}\n\n"
+        f"{textwrap.fill(_environment_help(), width=79)}\n\n"
         f"{textwrap.fill(passing, width=79)}\n"
     )
+
+
+def _environment_help() -> str:
+    settings = ", ".join(
+        f"{option.variable} ({flag})" for flag, option in RUN_OPTIONS.items() if option.variable
+    )
+    return f"From the environment when the flag is not given: {settings}. A flag wins."
 
 
 def _positive_int(flag: str, text: str) -> int:
@@ -192,20 +219,47 @@ def _duration(flag: str, text: str) -> float:
         raise UsageError(f"{flag}: {exc}.") from None
 
 
-def _store(args: RunArgs, flag: str, value: str) -> None:
+def _store(args: RunArgs, flag: str, value: str, *, name: str = "") -> None:
+    """Set the option `flag` to `value`; `name` is where the value came from, for errors
+    (the flag, or the environment variable)."""
     attribute, kind = RUN_OPTIONS[flag][:2]
     if kind == "list":
         getattr(args, attribute).append(value)
         return
+    name = name or flag
     converters: dict[str, Callable[[], object]] = {
-        "flag": lambda: True,
+        "flag": lambda: _switch(name, value) if name != flag else True,
         "text": lambda: value,
         "path": lambda: Path(value),
-        "count": lambda: _positive_int(flag, value),
-        "seconds": lambda: _seconds(flag, value),
-        "duration": lambda: _duration(flag, value),
+        "count": lambda: _positive_int(name, value),
+        "seconds": lambda: _seconds(name, value),
+        "duration": lambda: _duration(name, value),
     }
     setattr(args, attribute, converters[kind]())
+
+
+_TRUE = frozenset({"1", "true", "yes"})
+_FALSE = frozenset({"0", "false", "no"})
+
+
+def _switch(variable: str, text: str) -> bool:
+    word = text.strip().lower()
+    if word not in _TRUE | _FALSE:
+        raise UsageError(
+            f"{variable}={text!r}: this environment variable takes 1, true or yes to turn the "
+            "option on, 0, false or no to leave it off."
+        )
+    return word in _TRUE
+
+
+def from_environment(args: RunArgs, given: Collection[str], environ: Mapping[str, str]) -> None:
+    """The options the command line left out, from their environment variables (an empty
+    variable counts as unset). A bad value is an error naming the variable, even where the
+    default would do: the person meant something by it."""
+    for flag, option in RUN_OPTIONS.items():
+        text = environ.get(option.variable, "") if option.variable else ""
+        if text.strip() and option.attribute not in given:
+            _store(args, flag, text, name=option.variable)
 
 
 def _not_an_option(name: str) -> UsageError:
@@ -217,9 +271,11 @@ def _not_an_option(name: str) -> UsageError:
     )
 
 
-def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
-    """Split a terraform command line into tfrun's options, the PATH and terraform's args."""
+def parse_run(argv: Sequence[str], cwd: Path, environ: Mapping[str, str] | None = None) -> RunArgs:
+    """Split a terraform command line into tfrun's options, the PATH and terraform's args;
+    the options not given come from `environ`'s TFRUN_ variables (none when it is None)."""
     args = RunArgs(command="", argv=tuple(argv))
+    given: set[str] = set()
     tokens = list(argv)
     passthrough: list[str] = []
     if "--" in tokens:
@@ -245,6 +301,7 @@ def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
                 elif not takes_value and has_value:
                     raise UsageError(f"{name} takes no value; write just {name}.")
                 _store(args, name, value)
+                given.add(RUN_OPTIONS[name].attribute)
             except UsageError as exc:
                 problem = problem or exc
         elif token.startswith("--"):
@@ -261,6 +318,7 @@ def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
         return args
     if problem is not None:
         raise problem
+    from_environment(args, given, environ or {})
     if not named:
         # An empty command would be terraform with no command, in every stack.
         raise UsageError(
