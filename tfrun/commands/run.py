@@ -24,6 +24,7 @@ from tfrun import (
     recreate,
     safety,
     scope,
+    terraform_version,
     tfargs,
     ui,
 )
@@ -238,6 +239,8 @@ def run(
         inspect_plan=plans.summary,
         per_stack=operations,
     )
+    # After the rules (a refused command asks terraform nothing), before any question.
+    terraform_version.check(stacks, toolchain.binary, workspace.root, toolchain.env)
     for warning in warnings:
         ui.info(f"warning: {warning}")
     # A report needs the plan's counts, which a background run reads from the saved plan.
