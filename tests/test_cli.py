@@ -110,7 +110,8 @@ def test_bad_config_names_the_file(tmp_path: Path) -> None:
         tmp_path / "live", {"tfrun.hcl": ROOT + "\nbogus = 1\n", "prod-eu-west-1/a/main.tf": ""}
     )
     result = run_cli(["plan"], live / "prod-eu-west-1/a").assert_exit(4)
-    assert f"{live / 'tfrun.hcl'}: unknown key 'bogus'" in result.stderr
+    line = (live / "tfrun.hcl").read_text().splitlines().index("bogus = 1") + 1
+    assert f"{live / 'tfrun.hcl'}: unknown key 'bogus' (line {line})." in result.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
