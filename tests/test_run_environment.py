@@ -83,3 +83,10 @@ def test_every_variable_the_code_names_is_in_the_one_table() -> None:
     options = {option.variable for option in RUN_OPTIONS.values() if option.variable}
     assert options <= documented
     assert {"TFRUN_YES", "TFRUN_PARALLELISM", "TFRUN_DEBUG", "TFRUN_TERRAFORM"} <= documented
+
+
+def test_the_command_help_names_the_variables(tmp_path: Path) -> None:
+    from tfrun.commands.run_args import command_help
+
+    shown = " ".join(command_help(parse_run(["plan", "--help"], tmp_path)).split())
+    assert "TFRUN_YES (--yes)" in shown and "A flag wins." in shown
