@@ -590,8 +590,8 @@ def test_the_lock_finding_says_how_to_migrate(build: Callable[[Change], LiveRepo
     ("script", "why"),
     [
         (None, "is not on PATH"),
-        ("#!/bin/sh\necho 'broken' >&2\nexit 3\n", "version -json' gave no version (exit 3)"),
-        ("#!/bin/sh\necho 'Terraform v1.11.4'\n", "version -json' gave no version (exit 0)"),
+        ("#!/bin/sh\necho 'broken' >&2\nexit 3\n", "version -json' gave no version"),
+        ("#!/bin/sh\necho 'Terraform v1.11.4'\n", "version -json' gave no version"),
     ],
 )
 def test_without_a_usable_terraform_the_lock_rule_is_skipped_and_says_so(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, write_tree
+from helpers import commit, git, run_cli, write_tree
 from test_config import ROOT
 
 from tfrun.cli import main
@@ -109,7 +110,8 @@ def test_bad_config_names_the_file(tmp_path: Path) -> None:
         tmp_path / "live", {"tfrun.hcl": ROOT + "\nbogus = 1\n", "prod-eu-west-1/a/main.tf": ""}
     )
     result = run_cli(["plan"], live / "prod-eu-west-1/a").assert_exit(4)
-    assert f"{live / 'tfrun.hcl'}: unknown key 'bogus'" in result.stderr
+    line = (live / "tfrun.hcl").read_text().splitlines().index("bogus = 1") + 1
+    assert f"{live / 'tfrun.hcl'}: unknown key 'bogus' (line {line})." in result.stderr
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
@@ -142,7 +144,6 @@ def test_person_written_backend_is_refused_before_terraform(tmp_path: Path) -> N
 
 def test_generate_and_check(tmp_path: Path) -> None:
     live = write_tree(tmp_path / "live", {"tfrun.hcl": ROOT, "staging-eu-west-1/a/main.tf": ""})
-    run_cli(["generate", "--check"], live).assert_exit(1)
     run_cli(["generate"], live).assert_success()
     assert (live / "staging-eu-west-1/a/backend.tf").exists()
     assert "backend.tf" in (live / ".gitignore").read_text()
@@ -153,6 +154,34 @@ def test_generate_and_check(tmp_path: Path) -> None:
     assert any(line.startswith("-") and '"platform"' in line for line in changed)
     assert any(line.startswith("+") and '"sre"' in line for line in changed)
     assert "stale generated files" in stale.stderr
+    assert "nothing to commit" in stale.stderr
+
+
+def test_generate_check_on_a_fresh_clone(tmp_path: Path) -> None:
+    """docs/configuration.md's CI use: the generated files are gitignored, so a clone has
+    none; --check passes there, and still fails on a config that cannot be generated."""
+    origin = tmp_path / "origin"
+    write_tree(origin, {"live/tfrun.hcl": ROOT, "live/staging-eu-west-1/a/main.tf": ""})
+    git(origin, "init", "-q")
+    run_cli(["generate"], origin / "live").assert_success()
+    commit(origin, "infra")
+    assert "backend.tf" not in git(origin, "ls-files")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(origin), str(clone)], check=True)
+    assert not (clone / "live/staging-eu-west-1/a/backend.tf").exists()
+    fresh = run_cli(["generate", "--check"], clone / "live").assert_success()
+    assert "render" in fresh.stderr
+    assert not (clone / "live/staging-eu-west-1/a/backend.tf").exists()  # --check writes nothing
+    # A person's file of a generated name, and two stacks on one state, fail the check.
+    (clone / "live/staging-eu-west-1/a/provider.tf").write_text("# mine\n")
+    person = run_cli(["generate", "--check"], clone / "live").assert_exit(4)
+    assert "provider.tf: this file was written by a person" in person.stderr
+    (clone / "live/staging-eu-west-1/a/provider.tf").unlink()
+    write_tree(
+        clone / "live", {"staging-eu-west-1/b/stack.hcl": 'key = "staging/eu-west-1/a.tfstate"\n'}
+    )
+    shared = run_cli(["generate", "--check"], clone / "live")
+    assert shared.exit_code == 3 and "staging-eu-west-1/b" in shared.stderr, shared
 
 
 def test_help_and_version() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import write_tree
 
+from tfrun.config import load_file
 from tfrun.discovery import Repository, find_root
 from tfrun.errors import ConfigError
 
@@ -359,3 +360,57 @@ def test_a_warm_load_builds_no_validator_and_an_edit_is_validated(tmp_path: Path
     (tmp_path / "live/prod-eu-west-1/a/stack.hcl").write_text('mock_outputs = { "a.b" = {} }\n')
     with pytest.raises(ConfigError, match="mock_outputs"):
         Repository(tmp_path / "live").stacks()
+
+
+def test_an_unknown_key_names_its_line_and_the_closest_allowed_key(tmp_path: Path) -> None:
+    path = tmp_path / "tfrun.hcl"
+    path.write_text(
+        'repo = "infra"\n'
+        "\n"
+        "state {\n"
+        '  bucket         = "b"\n'
+        '  region         = "eu-west-1"\n'
+        '  dynamodb_tabel = "t"\n'
+        "}\n"
+        "environments {\n"
+        '  prod = { account_id = "222222222222", profil = "prod" }\n'
+        "}\n"
+        'terraform_verison = ">= 1.6"\n'
+        "keep_runs = 0\n"
+        'zzz_nothing_like_it = "x"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_file(path, is_root=True, is_stack=False)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{path}: unknown key 'state.dynamodb_tabel' (did you mean 'dynamodb_table'?) (line 6); "
+    )
+    assert "unknown key 'environments.prod.profil' (did you mean 'profile'?) (line 9)" in message
+    assert (
+        "unknown key 'terraform_verison' (did you mean 'terraform_version'?) (line 11)" in message
+    )
+    assert "'keep_runs': Input should be greater than or equal to 1 (line 12)" in message
+    assert "unknown key 'zzz_nothing_like_it' (line 13)" in message  # nothing close: no guess
+
+
+def test_a_hook_key_is_found_below_its_label(tmp_path: Path) -> None:
+    path = tmp_path / "stack.hcl"
+    path.write_text(
+        'before_hook "lint" {\n'
+        '  commands = ["plan"]\n'
+        '  execute  = ["tflint"]\n'
+        "}\n"
+        'before_hook "fmt" {\n'
+        '  commands = ["plan"]\n'
+        '  executes = ["terraform", "fmt"]\n'
+        "}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_file(path, is_root=False, is_stack=True)
+    # A missing key is shown at its block's line, the misspelt one at its own.
+    assert str(caught.value) == (
+        f"{path}: 'before_hook.fmt.execute': Field required (line 5); "
+        "unknown key 'before_hook.fmt.executes' (did you mean 'execute'?) (line 7)."
+    )

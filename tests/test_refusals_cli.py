@@ -271,3 +271,29 @@ def test_a_refusal_in_ci_says_how_to_do_it_legitimately(setup: Setup) -> None:
     result.assert_exit(3)
     assert "when: manual" in result.stderr
     assert setup.recorded() == []
+
+
+def test_tfrun_yes_approves_like_yes_and_never_lifts_a_refusal(setup: Setup) -> None:
+    result = run_cli(_args(setup, ["destroy"]), setup.cwd(PROD), setup.environ({"TFRUN_YES": "1"}))
+
+    result.assert_exit(3)
+    assert "protected-destroy-in-ci-only" in result.stderr
+    assert setup.recorded() == []
+
+
+def test_tfrun_yes_approves_an_unprotected_destroy(fresh: Setup) -> None:
+    env = fresh.environ({"TFRUN_YES": "true"})
+    run_cli(_args(fresh, ["destroy"]), fresh.cwd(STAGING), env).assert_success()
+    assert ["destroy", "-auto-approve"] in fresh.recorded()
+
+
+def test_tfrun_yes_off_and_bad(setup: Setup) -> None:
+    off = run_cli(_args(setup, ["destroy"]), setup.cwd(STAGING), setup.environ({"TFRUN_YES": "0"}))
+    off.assert_exit(4)
+    assert "Add --yes" in off.stderr
+    bad = run_cli(
+        _args(setup, ["destroy"]), setup.cwd(STAGING), setup.environ({"TFRUN_YES": "maybe"})
+    )
+    bad.assert_exit(4)
+    assert "TFRUN_YES='maybe'" in bad.stderr
+    assert setup.recorded() == []

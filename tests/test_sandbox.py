@@ -589,3 +589,20 @@ def test_sandbox_commands_through_the_cli(live_root: Path) -> None:
     assert sandbox.current(live_root) is None
     assert not _running(box.pid)
     run_cli(["sandbox", "status"], cwd=live_root).assert_exit(1)
+
+
+def test_env_exports_the_provider_mirrors_cli_config(live_root: Path, tmp_path: Path) -> None:
+    """`eval "$(tfrun sandbox env)"`: terraform run directly installs from the mirror too."""
+    mirror = write_tree(
+        tmp_path / "mirror",
+        {"registry.terraform.io/hashicorp/aws/5.100.0/linux_amd64/terraform-provider-aws": ""},
+    )
+    sandbox.up(live_root)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}
+    env[PROVIDER_MIRROR_VARIABLE] = str(mirror)
+    exports = run_cli(["sandbox", "env"], live_root, env).assert_success().stdout
+    config = live_root.resolve() / ".tfrun" / "terraform-mirror.tfrc"
+    assert f"export TF_CLI_CONFIG_FILE={config}" in exports.splitlines()
+    assert str(mirror) in config.read_text(encoding="utf-8")
+    without = run_cli(["sandbox", "env"], live_root, {**env, PROVIDER_MIRROR_VARIABLE: ""})
+    assert "TF_CLI_CONFIG_FILE" not in without.assert_success().stdout

@@ -173,9 +173,13 @@ def test_an_unknown_environment_is_named_with_the_known_ones(tmp_path: Path) -> 
     result = run_cli(["run-all", "plan", "--env", "stagin"], repo.live, repo.env)
     result.assert_exit(int(ExitCode.BAD_CONFIG))
     assert "--env stagin" in result.stderr and "known: prod, staging" in result.stderr
+    assert "Did you mean staging?" in result.stderr
     region = run_cli(["run-all", "plan", "--region", "eu-west-9"], repo.live, repo.env)
     region.assert_exit(int(ExitCode.BAD_CONFIG))
-    assert "known: eu-west-1" in region.stderr
+    assert "known: eu-west-1" in region.stderr and "Did you mean eu-west-1?" in region.stderr
+    unlike = run_cli(["run-all", "plan", "--env", "qa"], repo.live, repo.env)
+    unlike.assert_exit(int(ExitCode.BAD_CONFIG))
+    assert "known: prod, staging" in unlike.stderr and "Did you mean" not in unlike.stderr
     assert repo.records() == []
 
 

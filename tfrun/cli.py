@@ -366,7 +366,7 @@ def dispatch(argv: Sequence[str]) -> int:
         return _own(argv)
     from tfrun.commands.run_args import command_help, parse_run
 
-    args = parse_run(argv, Path.cwd())
+    args = parse_run(argv, Path.cwd(), os.environ)
     if args.help:
         sys.stdout.write(command_help(args))
         return 0

@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from tfrun import hcl, tfargs
+from tfrun import config_errors, hcl, tfargs
 from tfrun.durations import parse_duration
 from tfrun.errors import ConfigError
 from tfrun.files import write_atomically
@@ -376,15 +376,7 @@ class Config(_Model):
 
 
 def _format_error(path: Path, exc: ValidationError) -> ConfigError:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            problems.append(f"unknown key '{where}'")
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"'{where}': {message}")
-    return ConfigError(f"{path}: " + "; ".join(problems) + ".")
+    return config_errors.format_error(path, exc, FileConfig)
 
 
 def _normalise_blocks(data: dict[str, Any]) -> dict[str, Any]:

@@ -295,11 +295,15 @@ def write(stack: Stack, files: Sequence[GeneratedFile]) -> list[Path]:
 
 
 def diff(stack: Stack, files: Sequence[GeneratedFile]) -> str:
-    """A unified diff of what `write` would change; empty when everything is current."""
+    """A unified diff of what `write` would change in the generated files that are there;
+    empty when they are current. A missing file is not stale: generated files are gitignored,
+    so a fresh checkout has none, and tfrun writes each one before terraform runs."""
     refuse_person_files(files)
     chunks: list[str] = []
     for file in files:
-        current = file.path.read_text(encoding="utf-8") if file.path.exists() else ""
+        if not file.path.exists():
+            continue
+        current = file.path.read_text(encoding="utf-8")
         if current != file.content:
             chunks.extend(
                 difflib.unified_diff(

@@ -13,6 +13,7 @@ Pure decisions over the stacks and the graph, like the safety rules: each check 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -70,10 +71,16 @@ def known_filters(every: Sequence[Stack], *, env: Sequence[str], region: Sequenc
     ):
         unknown = [value for value in given if value not in known]
         if unknown:
+            close = [
+                match
+                for value in unknown
+                for match in difflib.get_close_matches(value, known, n=1, cutoff=0.6)
+            ]
+            hint = f" Did you mean {' and '.join(dict.fromkeys(close))}?" if close else ""
             raise UsageError(
                 f"{flag} {', '.join(unknown)}: no stack of this repository has "
                 f"{'this' if len(unknown) == 1 else 'these'} {flag.removeprefix('--')} "
-                f"(known: {', '.join(known) or 'none'})."
+                f"(known: {', '.join(known) or 'none'}).{hint}"
             )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfrun import generate, process, sandbox, scan
+from tfrun import generate, process, provider_mirror, sandbox, scan
 from tfrun.discovery import Repository, Stack
 from tfrun.generate import GeneratedFile, OverriddenRead
 
@@ -116,6 +116,7 @@ def resolve(
     and the endpoint of one command in `repo`; a dead sandbox is an error here too."""
     binary = process.resolve_executable(binary_name or base.get(BINARY_VARIABLE) or "terraform")
     env, endpoint, running = _aws(repo, base)
+    provider_mirror.apply(repo.root, env)
     cache = plugin_cache_dir(env)
     cache.mkdir(parents=True, exist_ok=True)
     env["TF_PLUGIN_CACHE_DIR"] = str(cache)

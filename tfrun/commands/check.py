@@ -15,9 +15,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from tfrun import fingerprint, lint, picture, process, scan
+from tfrun import fingerprint, lint, picture, scan, terraform_version
 from tfrun.discovery import GENERATED_NAMES, Stack
-from tfrun.errors import ConfigError, ExitCode, ToolMissingError
+from tfrun.errors import ConfigError, ExitCode
 from tfrun.terraform import BINARY_VARIABLE
 from tfrun.workspace import Workspace
 
@@ -73,21 +73,16 @@ def _terraform_version(root: Path, chosen: Sequence[Stack], answer: picture.Answ
     if not any(lint.needs_terraform_version(stack) for stack in chosen):
         return None
     binary = os.environ.get(BINARY_VARIABLE) or "terraform"
-    # No update check: `version` would otherwise ask checkpoint.hashicorp.com.
-    env = {**os.environ, "CHECKPOINT_DISABLE": "1"}
-    why = ""
-    try:
-        outcome = process.run([binary, "version", "-json"], root, env)
-    except ToolMissingError:
+    found = shutil.which(binary)
+    if found is None:
         why = f"'{binary}' is not on PATH"
     else:
-        try:
-            version = json.loads(outcome.stdout).get("terraform_version")
-        except (ValueError, AttributeError):
-            version = None
-        if outcome.returncode == 0 and isinstance(version, str):
+        version = terraform_version.binary_version(
+            found, root, os.environ, root / terraform_version.CACHE_FILE
+        )
+        if version is not None:
             return version
-        why = f"'{binary} version -json' gave no version (exit {outcome.returncode})"
+        why = f"'{binary} version -json' gave no version"
     answer.say("info", f"note: {why}, so the rule dynamodb-only-lock was skipped.")
     return None
 

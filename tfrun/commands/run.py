@@ -24,6 +24,7 @@ from tfrun import (
     recreate,
     safety,
     scope,
+    terraform_version,
     tfargs,
     ui,
 )
@@ -263,6 +264,9 @@ def run(
         auto_approve = True
     else:
         auto_approve = approval.approve(selection.stacks, selection.foreground, args, confirmations)
+    # After the rules and the approval (a refused or unapproved command asks terraform
+    # nothing), before the first terraform command in any stack.
+    terraform_version.check(stacks, toolchain.binary, workspace.root, toolchain.env)
     until = time.time() + auth.CACHE_TTL_S  # when a shortcut must check identities again
     if not args.skip_auth_check and auth.wanted(stacks):
         # Before any terraform: an expired login is one paragraph, not one failure per stack.

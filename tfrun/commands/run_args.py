@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
-import posixpath
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from tfrun import tfargs
+from tfrun.commands.run_path import kind_of, refuse_missing_path
 from tfrun.durations import parse_duration
-from tfrun.errors import TfrunError, UsageError
+from tfrun.errors import UsageError
 
 
 @dataclass
@@ -62,11 +61,18 @@ class RunOption(NamedTuple):
     kind: str  # flag, text, path, count, seconds, duration or list (repeatable)
     help: str  # one line, for `tfrun --help` and `tfrun COMMAND --help`
     metavar: str = ""
+    # The environment variable that sets it when the flag is not given. Only the options of
+    # how a run goes; never what it selects (--env, --include, ...: a variable left set in a
+    # shell would silently narrow or widen a run) nor one that lifts a refusal
+    # (--allow-recreate), nor a per-command file (--json).
+    variable: str = ""
 
 
 # tfrun's own options on a terraform command, in the order the helps list them.
 RUN_OPTIONS: dict[str, RunOption] = {
-    "--yes": RunOption("yes", "flag", "approve apply and destroy up front, without a prompt"),
+    "--yes": RunOption(
+        "yes", "flag", "approve apply and destroy up front, without a prompt", "", "TFRUN_YES"
+    ),
     "--env": RunOption("env", "list", "only the stacks of this environment (repeatable)", "ENV"),
     "--region": RunOption(
         "region", "list", "only the stacks in this region or 'global' (repeatable)", "REGION"
@@ -80,8 +86,12 @@ RUN_OPTIONS: dict[str, RunOption] = {
     "--with-dependencies": RunOption(
         "with_dependencies", "flag", "add the stacks the chosen ones read state from"
     ),
-    "--parallelism": RunOption("parallelism", "count", "run at most N stacks at once", "N"),
-    "--fail-fast": RunOption("fail_fast", "flag", "start no more stacks after a failure"),
+    "--parallelism": RunOption(
+        "parallelism", "count", "run at most N stacks at once", "N", "TFRUN_PARALLELISM"
+    ),
+    "--fail-fast": RunOption(
+        "fail_fast", "flag", "start no more stacks after a failure", "", "TFRUN_FAIL_FAST"
+    ),
     "--detailed-exitcode": RunOption(
         "detailed_exitcode", "flag", "exit 2 when a plan has changes, 0 when none"
     ),
@@ -93,10 +103,18 @@ RUN_OPTIONS: dict[str, RunOption] = {
         "FILE",
     ),
     "--lock-timeout": RunOption(
-        "lock_timeout", "seconds", "wait at most this long for a run already in a stack", "SECONDS"
+        "lock_timeout",
+        "seconds",
+        "wait at most this long for a run already in a stack",
+        "SECONDS",
+        "TFRUN_LOCK_TIMEOUT",
     ),
     "--timeout": RunOption(
-        "timeout", "duration", "end each terraform command that runs longer (90s, 30m, 1h)", "TIME"
+        "timeout",
+        "duration",
+        "end each terraform command that runs longer (90s, 30m, 1h)",
+        "TIME",
+        "TFRUN_TIMEOUT",
     ),
     "--allow-recreate": RunOption(
         "allow_recreate", "flag", "allow an apply that recreates renamed resources"
@@ -117,12 +135,6 @@ RUN_OPTIONS: dict[str, RunOption] = {
 }
 # Help on a terraform command is tfrun's: terraform's own would come after init in every stack.
 HELP_FLAGS = frozenset({"-h", "-help", "--help"})
-# How close a stack's path must be to the one typed to be suggested (difflib's ratio), and
-# how much less close than the nearest the other suggestions may be.
-_CLOSE = 0.6
-_NEAR = 0.05
-# A path has none of these; resource addresses, ARNs and `-var` values often do.
-_NOT_IN_PATHS = frozenset(':=[]"')
 
 
 def options_help() -> str:
@@ -160,8 +172,16 @@ def command_help(args: RunArgs) -> str:
         f"{textwrap.fill(about, width=79)}\n\n"
         "tfrun's options (two dashes, anywhere before --):\n"
         f"{options_help()}\n\n"
+        f"{textwrap.fill(_environment_help(), width=79)}\n\n"
         f"{textwrap.fill(passing, width=79)}\n"
     )
+
+
+def _environment_help() -> str:
+    settings = ", ".join(
+        f"{option.variable} ({flag})" for flag, option in RUN_OPTIONS.items() if option.variable
+    )
+    return f"From the environment when the flag is not given: {settings}. A flag wins."
 
 
 def _positive_int(flag: str, text: str) -> int:
@@ -192,20 +212,47 @@ def _duration(flag: str, text: str) -> float:
         raise UsageError(f"{flag}: {exc}.") from None
 
 
-def _store(args: RunArgs, flag: str, value: str) -> None:
+def _store(args: RunArgs, flag: str, value: str, *, name: str = "") -> None:
+    """Set the option `flag` to `value`; `name` is where the value came from, for errors
+    (the flag, or the environment variable)."""
     attribute, kind = RUN_OPTIONS[flag][:2]
     if kind == "list":
         getattr(args, attribute).append(value)
         return
+    name = name or flag
     converters: dict[str, Callable[[], object]] = {
-        "flag": lambda: True,
+        "flag": lambda: _switch(name, value) if name != flag else True,
         "text": lambda: value,
         "path": lambda: Path(value),
-        "count": lambda: _positive_int(flag, value),
-        "seconds": lambda: _seconds(flag, value),
-        "duration": lambda: _duration(flag, value),
+        "count": lambda: _positive_int(name, value),
+        "seconds": lambda: _seconds(name, value),
+        "duration": lambda: _duration(name, value),
     }
     setattr(args, attribute, converters[kind]())
+
+
+_TRUE = frozenset({"1", "true", "yes"})
+_FALSE = frozenset({"0", "false", "no"})
+
+
+def _switch(variable: str, text: str) -> bool:
+    word = text.strip().lower()
+    if word not in _TRUE | _FALSE:
+        raise UsageError(
+            f"{variable}={text!r}: this environment variable takes 1, true or yes to turn the "
+            "option on, 0, false or no to leave it off."
+        )
+    return word in _TRUE
+
+
+def from_environment(args: RunArgs, given: Collection[str], environ: Mapping[str, str]) -> None:
+    """The options the command line left out, from their environment variables (an empty
+    variable counts as unset). A bad value is an error naming the variable, even where the
+    default would do: the person meant something by it."""
+    for flag, option in RUN_OPTIONS.items():
+        text = environ.get(option.variable, "") if option.variable else ""
+        if text.strip() and option.attribute not in given:
+            _store(args, flag, text, name=option.variable)
 
 
 def _not_an_option(name: str) -> UsageError:
@@ -217,9 +264,11 @@ def _not_an_option(name: str) -> UsageError:
     )
 
 
-def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
-    """Split a terraform command line into tfrun's options, the PATH and terraform's args."""
+def parse_run(argv: Sequence[str], cwd: Path, environ: Mapping[str, str] | None = None) -> RunArgs:
+    """Split a terraform command line into tfrun's options, the PATH and terraform's args;
+    the options not given come from `environ`'s TFRUN_ variables (none when it is None)."""
     args = RunArgs(command="", argv=tuple(argv))
+    given: set[str] = set()
     tokens = list(argv)
     passthrough: list[str] = []
     if "--" in tokens:
@@ -245,6 +294,7 @@ def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
                 elif not takes_value and has_value:
                     raise UsageError(f"{name} takes no value; write just {name}.")
                 _store(args, name, value)
+                given.add(RUN_OPTIONS[name].attribute)
             except UsageError as exc:
                 problem = problem or exc
         elif token.startswith("--"):
@@ -261,6 +311,7 @@ def parse_run(argv: Sequence[str], cwd: Path) -> RunArgs:
         return args
     if problem is not None:
         raise problem
+    from_environment(args, given, environ or {})
     if not named:
         # An empty command would be terraform with no command, in every stack.
         raise UsageError(
@@ -284,92 +335,11 @@ def _split_path(command: str, words: Sequence[str], cwd: Path) -> tuple[Path | N
     path: Path | None = None
     tf_args: list[str] = []
     for index, word in enumerate(words):
-        kind = _kind(cwd / word) if index in plain else "flag"
+        kind = kind_of(cwd / word) if index in plain else "flag"
         if kind == "folder" and path is None:
             path = (cwd / word).resolve()
             continue
         if kind in ("nothing", "broken link") and index != resource_id:
-            _refuse_missing_path(command, word, cwd, broken_link=kind == "broken link")
+            refuse_missing_path(command, word, cwd, broken_link=kind == "broken link")
         tf_args.append(word)
     return path, tf_args
-
-
-def _kind(path: Path) -> str:
-    """What `path` names: a folder, a file (or anything else there), a broken link, nothing."""
-    try:
-        if path.is_dir():
-            return "folder"
-        if path.exists():
-            return "file"
-        return "broken link" if path.is_symlink() else "nothing"
-    except (OSError, ValueError):  # a name too long for the file system, say
-        return "nothing"
-
-
-def _refuse_missing_path(command: str, word: str, cwd: Path, *, broken_link: bool) -> None:
-    """An error when `word`, which names nothing, looks like a path: a slash, a symbolic link,
-    or a first folder like an environment's (`prod-eu-west-2`) or one of the live root's."""
-    if not broken_link and (not word.strip() or _NOT_IN_PATHS.intersection(word)):
-        return
-    from tfrun.discovery import REGION, find_root
-
-    root = _live_root(cwd, find_root)
-    if "/" not in word and not broken_link:
-        # Terraform addresses and file names have dots; environment folders do not.
-        if "." in word:
-            return
-        if not REGION.fullmatch(word) and not (root and _kind(root / word) == "folder"):
-            return
-    suggestions = _nearest_stacks(word, cwd, root) if root is not None else []
-    hint = f" Did you mean {' or '.join(suggestions)}?" if suggestions else ""
-    problem = (
-        f"this symbolic link in {cwd} leads nowhere (or round in a loop)"
-        if broken_link
-        else f"there is no such folder or file in {cwd}"
-    )
-    raise UsageError(
-        f"{word}: {problem}, and tfrun does not run a wider set of stacks instead.{hint} "
-        "An argument for terraform that only looks like a path goes after -- "
-        f"(tfrun {command} -- {word})."
-    )
-
-
-def _live_root(cwd: Path, find_root: Callable[[Path], Path]) -> Path | None:
-    try:
-        return find_root(cwd)
-    except TfrunError:
-        return None
-
-
-def _nearest_stacks(word: str, cwd: Path, root: Path) -> list[str]:
-    """Stack folders, and the folders above them, whose path relative to the live root or to
-    `cwd` is close to `word`; as paths relative to `cwd`, which the person can type."""
-    from tfrun.discovery import Repository
-
-    try:
-        stacks = Repository(root).stack_paths(root)
-    except TfrunError:
-        return []
-    folders = {p for stack in stacks for p in (stack, *stack.parents) if root in p.parents}
-    here = cwd.resolve()
-    shown: dict[str, str] = {}
-    for folder in sorted(folders):
-        typed = Path(os.path.relpath(folder, here)).as_posix()
-        shown.setdefault(folder.relative_to(root).as_posix(), typed)
-        shown.setdefault(typed, typed)
-    wanted = posixpath.normpath(word)
-    # A folder as deep as the one typed first: `prod-eu-west-1/netwrok` is a stack's typo,
-    # and its environment folder, close as it is too, would be a wider run.
-    depth = len(wanted.split("/"))
-    same_depth = [name for name in shown if len(name.split("/")) == depth]
-    for candidates in (same_depth, list(shown)):
-        scored = sorted(
-            ((difflib.SequenceMatcher(None, wanted, name).ratio(), name) for name in candidates),
-            reverse=True,
-        )
-        if scored and scored[0][0] >= _CLOSE:
-            # Only the nearest: siblings share the typed prefix and would all pass the cutoff.
-            best = scored[0][0]
-            near = [name for ratio, name in scored if ratio >= best - _NEAR]
-            return list(dict.fromkeys(shown[name] for name in near))[:3]
-    return []

@@ -6,15 +6,25 @@ it was started and has died (commands stop, as they do, until `up` or `down`).
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 
-from tfrun import sandbox, ui
+from tfrun import provider_mirror, sandbox, ui
 from tfrun.discovery import find_root
 from tfrun.errors import ExitCode
 
 
-def _exports(box: sandbox.Sandbox) -> str:
-    return "\n".join(f"export {name}={value}" for name, value in sorted(box.environ().items()))
+def _exports(box: sandbox.Sandbox, root: Path) -> str:
+    """The variables other tools need for the sandbox; with TFRUN_PROVIDER_MIRROR, terraform
+    run directly gets the mirror's CLI config too, as tfrun's own runs do."""
+    variables = dict(box.environ())
+    mirror_config = provider_mirror.cli_config(root, os.environ)
+    if mirror_config is not None:
+        variables[provider_mirror.CLI_CONFIG_VARIABLE] = str(mirror_config)
+    return "\n".join(
+        f"export {name}={shlex.quote(value)}" for name, value in sorted(variables.items())
+    )
 
 
 def run(action: str, path: Path) -> int:
@@ -51,7 +61,7 @@ def run(action: str, path: Path) -> int:
     if running is None:
         ui.info(f"no sandbox is running for {root}.")
         return int(ExitCode.STACK_FAILED)
-    ui.out(_exports(running))
+    ui.out(_exports(running, root))
     return 0
 
 
