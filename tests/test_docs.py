@@ -346,9 +346,11 @@ def test_a_page_runs_as_written(
                 check=False,
                 timeout=120,
             )
-    output = done.stdout + done.stderr
+    # terraform's output in the foreground (one stack named on its own) may be coloured.
+    stdout = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)
+    output = stdout + re.sub(r"\x1b\[[0-9;]*m", "", done.stderr)
     assert done.returncode == 0, f"{page.name} failed (exit {done.returncode}):\n{output}"
     if page.name == "getting-started.md":
         assert "Plan: 1 to add, 0 to change, 0 to destroy." in output, output
-        assert re.search(r"^vpc-[0-9a-f]+$", done.stdout, re.M), output
+        assert re.search(r"^vpc-[0-9a-f]+$", stdout, re.M), output
         assert "sandbox stopped" in output, output
