@@ -386,7 +386,8 @@ def test_every_plan_refreshes_whatever_the_config_adds(fake_repo: FakeRepo) -> N
     root = fake_repo.live / "tfrun.hcl"
     root.write_text(
         root.read_text(encoding="utf-8")
-        + '\nextra_arguments "fast" {\n  commands  = ["plan"]\n  arguments = ["-refresh=false"]\n}\n',
+        + '\nextra_arguments "fast" {\n  commands  = ["plan"]\n'
+        + '  arguments = ["-refresh=false"]\n}\n',
         encoding="utf-8",
     )
     drift_cli(fake_repo, *reports(fake_repo)).assert_exit(0)
