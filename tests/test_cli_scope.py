@@ -376,3 +376,31 @@ def test_no_traceback_without_debug_before_double_dash(
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 4
     assert "Traceback" not in capsys.readouterr().err
+
+
+# A folder with .tf files that discovery never calls a stack: named, it is no stack either
+# (found in a trial: tfrun wrote a backend into a module's folder and planned it).
+NOT_STACKS = [
+    ("staging-eu-west-1/modules/x", "a folder named modules is never a stack"),
+    ("staging-eu-west-1/a/b/c", "a stack is at most 2 levels below its environment folder"),
+]
+
+
+@pytest.mark.parametrize(("folder", "why"), NOT_STACKS)
+@pytest.mark.parametrize("named", [True, False])
+def test_a_folder_discovery_skips_is_no_stack_when_named(
+    repo: Repo,
+    folder: str,
+    why: str,
+    named: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_tree(repo.live, {f"{folder}/main.tf": 'variable "v" {\n  default = 1\n}\n'})
+    where, argv = ("live", ["plan", folder]) if named else (f"live/{folder}", ["plan"])
+    monkeypatch.chdir(repo.top / where)
+    assert main([*argv, "--terraform-bin", str(repo.terraform)]) == 4
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"{repo.live / folder}: not a stack: {why}" in message
+    assert repo.recorded() == []
+    assert sorted(p.name for p in (repo.live / folder).iterdir()) == ["main.tf"]  # no backend

@@ -90,3 +90,23 @@ def test_the_command_help_names_the_variables(tmp_path: Path) -> None:
 
     shown = " ".join(command_help(parse_run(["plan", "--help"], tmp_path)).split())
     assert "TFRUN_YES (--yes)" in shown and "A flag wins." in shown
+
+
+@pytest.mark.parametrize("value", ["x", "0", "-5", "inf", "nan"])
+def test_a_bad_heartbeat_is_the_runs_one_error_not_a_crash(value: str, tmp_path: Path) -> None:
+    """Found in a trial: TFRUN_HEARTBEAT_S=x was read on import, a traceback in every command."""
+    from fake_terraform import FakeRepo
+    from helpers import run_cli
+
+    from tfrun.ui import heartbeat_interval
+
+    with pytest.raises(UsageError, match="TFRUN_HEARTBEAT_S"):
+        heartbeat_interval({"TFRUN_HEARTBEAT_S": value})
+    assert heartbeat_interval({}) == 30 and heartbeat_interval({"TFRUN_HEARTBEAT_S": "2"}) == 2
+    repo = FakeRepo(tmp_path)
+    env = {**repo.env, "TFRUN_HEARTBEAT_S": value}
+    run_cli(["graph"], repo.live, env).assert_success()  # a command that shows no run
+    result = run_cli(["plan", "staging-eu-west-1"], repo.live, env)
+    result.assert_exit(4)
+    assert "TFRUN_HEARTBEAT_S=" in result.stderr and "Traceback" not in result.stderr
+    assert "plan" not in repo.commands()

@@ -263,6 +263,19 @@ class Repository:
                 f"{path}: a stack lives in a folder below an environment folder "
                 f"(<env>-<region>/<stack>), and this is not one."
             )
+        # What discovery would never call a stack is not one when named either: tfrun would
+        # write a backend into a module's folder, or plan a folder no run-all ever reaches.
+        skipped = [p for p in rel_parts if p in _SKIP_DIRS or p.startswith(".")]
+        if skipped or len(rel_parts) > MAX_STACK_DEPTH:
+            why = (
+                f"a folder named {skipped[0]} is never a stack nor holds one"
+                if skipped
+                else f"a stack is at most {MAX_STACK_DEPTH - 1} levels below its environment "
+                "folder (<env>-<region>/<stack> or <env>-<region>/<group>/<stack>)"
+            )
+            raise ConfigError(
+                f"{path}: not a stack: {why}. Nothing ran. tfrun graph lists the stacks."
+            )
         files = tuple(self.config_files(path))
         config = self._configs.get(files)
         if config is None:

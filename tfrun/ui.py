@@ -7,6 +7,7 @@ follower without a terminal, the summary, the outputs) lives here so that nothin
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tfrun import durations
+from tfrun.errors import UsageError
 from tfrun.report import Event, Finished, Notice, Progress, Result, RunReport, Started, Status
 
 if TYPE_CHECKING:
@@ -132,7 +134,25 @@ _STATUS_STYLE = {
 _BOARD_CHROME = 6
 # Without a terminal (CI), how often a running stack says it is still running: CI services
 # end a job that prints nothing for 10 minutes, and a long apply is silent.
-HEARTBEAT_S = float(os.environ.get("TFRUN_HEARTBEAT_S") or 30)
+DEFAULT_HEARTBEAT_S = 30.0
+
+
+def heartbeat_interval(environ: Mapping[str, str] = os.environ) -> float:
+    """`TFRUN_HEARTBEAT_S` (seconds, more than 0), else the default; read when a run starts,
+    so that a bad value is the run's one error, not a crash on import."""
+    text = environ.get("TFRUN_HEARTBEAT_S", "").strip()
+    if not text:
+        return DEFAULT_HEARTBEAT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value > 0 or math.isinf(value):
+        raise UsageError(
+            f"TFRUN_HEARTBEAT_S={text!r}: give the seconds between a running stack's "
+            "'still running' lines as a number above 0 (default 30), or unset it."
+        )
+    return value
 # How often the follower looks at the logs of running stacks.
 _FOLLOW_TICK_S = 0.5
 
@@ -205,13 +225,13 @@ class RunDisplay:
         command: str,
         live: bool,
         run_dir: Path,
-        heartbeat_s: float = HEARTBEAT_S,
+        heartbeat_s: float | None = None,
     ) -> None:
         self.nodes = list(nodes)
         self.command = command
         self.live = live
         self.run_dir = run_dir
-        self.heartbeat_s = heartbeat_s
+        self.heartbeat_s = heartbeat_s if heartbeat_s is not None else heartbeat_interval()
         # Where the logs go: stdout, except in an `output` run, whose stdout is the outputs.
         self.console = _err() if command == "output" else _out()
         # The board renders from rich's refresh thread, and the log follower from its own,
