@@ -36,11 +36,24 @@ def test_the_cli_config_names_the_providers_found(tmp_path: Path) -> None:
 
 
 def test_unset_or_a_persons_cli_config_writes_nothing(tmp_path: Path) -> None:
-    mine = {"TFRUN_PROVIDER_MIRROR": str(tmp_path), "TF_CLI_CONFIG_FILE": "/home/me/.terraformrc"}
+    own = tmp_path / ".terraformrc"
+    own.write_text('plugin_cache_dir = "/tmp"\n', encoding="utf-8")
+    mine = {"TFRUN_PROVIDER_MIRROR": str(tmp_path), "TF_CLI_CONFIG_FILE": str(own)}
     provider_mirror.apply(tmp_path, mine)
-    assert mine["TF_CLI_CONFIG_FILE"] == "/home/me/.terraformrc"
+    assert mine["TF_CLI_CONFIG_FILE"] == str(own)
     assert provider_mirror.cli_config(tmp_path, {}) is None
     assert not (tmp_path / ".tfrun").exists()
+
+
+def test_a_cli_config_variable_that_names_no_file_does_not_hide_the_mirror(
+    tmp_path: Path,
+) -> None:
+    """Found in a trial: a shell profile's TF_CLI_CONFIG_FILE=~/.terraformrc, a file that did
+    not exist, made tfrun ignore the mirror and terraform try the registry."""
+    mirror = write_tree(tmp_path / "mirror", {f"{AWS}/5.100.0/linux_amd64/provider": ""})
+    env = {"TFRUN_PROVIDER_MIRROR": str(mirror), "TF_CLI_CONFIG_FILE": str(tmp_path / "none")}
+    provider_mirror.apply(tmp_path / "live", env)
+    assert env["TF_CLI_CONFIG_FILE"] == str(tmp_path / "live/.tfrun/terraform-mirror.tfrc")
 
 
 @pytest.mark.parametrize("made", [False, True], ids=["no folder", "empty folder"])

@@ -104,6 +104,22 @@ def test_check_names_the_file_asks_once_and_skips_tfenv_keywords(tmp_path: Path)
     assert caught.value.exit_code == 4
 
 
+def test_a_version_file_that_holds_no_version_is_an_error(tmp_path: Path) -> None:
+    """Found in a trial: `.terraform-version` holding `garbage` was skipped like a keyword."""
+    live, repo = _stacks(
+        tmp_path / "infra",
+        {
+            "live/tfrun.hcl": root_hcl(),
+            "live/staging-eu-west-1/a/main.tf": "",
+            "live/staging-eu-west-1/a/.terraform-version": "garbage\n",
+        },
+    )
+    binary = _fake_terraform(tmp_path, "1.11.4")
+    with pytest.raises(ConfigError, match="'garbage' is no terraform version") as caught:
+        terraform_version.check(repo.stacks(), str(binary), live, {})
+    assert str(caught.value).startswith(str(live / "staging-eu-west-1/a/.terraform-version"))
+
+
 def test_an_unreadable_constraint_names_the_config_file(tmp_path: Path) -> None:
     live, repo = _stacks(
         tmp_path / "infra",

@@ -54,9 +54,11 @@ def cli_config_text(mirror: Path, names: list[str]) -> str:
 def cli_config(root: Path, environ: Mapping[str, str]) -> Path | None:
     """The CLI config file terraform is to read for the mirror TFRUN_PROVIDER_MIRROR names,
     written under `root` when its content changed; None when the variable is unset or the
-    person set TF_CLI_CONFIG_FILE."""
+    person set TF_CLI_CONFIG_FILE to a file. (One that names no file, as a shell profile may
+    leave it, holds nothing for terraform to read: the mirror is used.)"""
     named = environ.get(VARIABLE, "").strip()
-    if not named or environ.get(CLI_CONFIG_VARIABLE):
+    own = environ.get(CLI_CONFIG_VARIABLE, "").strip()
+    if not named or (own and Path(own).expanduser().is_file()):
         return None
     mirror = Path(named).expanduser().absolute()
     names = providers(mirror) if mirror.is_dir() else []

@@ -21,6 +21,7 @@ from tfrun.fingerprint import signature
 VERSION_FILE = ".terraform-version"
 CACHE_FILE = Path(".tfrun") / "cache" / "terraform-version.json"
 _NUMBERS = re.compile(r"v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(-[0-9A-Za-z.-]+)?")
+_TFENV_KEYWORDS = ("latest", "min-required")
 _OPERATOR = re.compile(r"\s*(~>|>=|<=|!=|=|>|<)?\s*(\S+)\s*")
 
 Version = tuple[int, int, int]
@@ -141,7 +142,14 @@ def _requirements(stacks: Sequence[Stack]) -> Iterator[tuple[Path, str, str]]:
         if pinned is not None:
             text = pinned.read_text(encoding="utf-8").strip().splitlines()
             exact = text[0].strip() if text else ""
-            # tfenv's keywords (latest, latest:REGEX, min-required) name no one version.
+            # tfenv's keywords (latest, latest:REGEX, min-required) name no one version;
+            # anything else that is no version is a mistake tfenv would refuse too.
+            if parse(exact) is None and not exact.startswith(_TFENV_KEYWORDS):
+                raise ConfigError(
+                    f"{pinned}: {exact!r} is no terraform version. The file holds one exact "
+                    "version (1.11.4) or one of tfenv's keywords (latest, latest:REGEX, "
+                    "min-required)."
+                )
             if parse(exact) is not None and (pinned, exact) not in seen:
                 seen.add((pinned, exact))
                 yield pinned, exact, "= " + exact.removeprefix("v")
