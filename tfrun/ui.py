@@ -153,6 +153,8 @@ def heartbeat_interval(environ: Mapping[str, str] = os.environ) -> float:
             "'still running' lines as a number above 0 (default 30), or unset it."
         )
     return value
+
+
 # How often the follower looks at the logs of running stacks.
 _FOLLOW_TICK_S = 0.5
 
