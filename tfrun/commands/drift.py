@@ -52,14 +52,7 @@ def drift(
         )
     if parallelism is not None and parallelism < 1:
         raise UsageError(f"--parallelism takes a whole number of 1 or more, not {parallelism}.")
-    reports = {"--json": json_path, "--markdown": markdown_path}
-    for flag, target in reports.items():
-        if target is not None:
-            run_command.check_report_path(target, flag)
-    if json_path is not None and json_path.absolute() == (markdown_path or Path()).absolute():
-        raise UsageError(
-            f"--json and --markdown both name {json_path}; give each its own file. Nothing ran."
-        )
+    run_command.check_report_paths({"--json": json_path, "--markdown": markdown_path})
     args = RunArgs(
         command="plan",
         path=path.resolve(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,21 @@ def check_report_path(path: Path, flag: str = "--json") -> None:
         raise UsageError(f"{flag} {path}: {problem}. Nothing ran.")
 
 
+def check_report_paths(reports: Mapping[str, Path | None]) -> None:
+    """Each report asked for (by its flag) can be written, and no two name one file: the one
+    written last would silently replace the other."""
+    named: dict[Path, str] = {}
+    for flag, path in reports.items():
+        if path is None:
+            continue
+        check_report_path(path, flag)
+        other = named.setdefault(path.absolute(), flag)
+        if other != flag:
+            raise UsageError(
+                f"{other} and {flag} both name {path}; give each its own file. Nothing ran."
+            )
+
+
 def run(
     args: RunArgs,
     *,
@@ -190,23 +205,12 @@ def run(
     `finish`: turns the stacks and the report into the exit code, instead of the run's own
     reduction."""
     started = time.time()
-    if args.json_path is not None:
-        check_report_path(args.json_path)
-    if args.gitlab_report is not None:
-        if args.command != "plan":
-            raise UsageError(
-                f"--gitlab-report is for plan: it holds the counts of the resources a plan "
-                f"creates, updates and deletes, and 'tfrun {args.command}' makes no plan."
-            )
-        check_report_path(args.gitlab_report, "--gitlab-report")
-        if (
-            args.json_path is not None
-            and args.json_path.absolute() == args.gitlab_report.absolute()
-        ):
-            raise UsageError(
-                f"--json and --gitlab-report both name {args.json_path}; give each its own "
-                "file. Nothing ran."
-            )
+    if args.gitlab_report is not None and args.command != "plan":
+        raise UsageError(
+            f"--gitlab-report is for plan: it holds the counts of the resources a plan "
+            f"creates, updates and deletes, and 'tfrun {args.command}' makes no plan."
+        )
+    check_report_paths({"--json": args.json_path, "--gitlab-report": args.gitlab_report})
     workspace = Workspace.load(args.path or Path.cwd())
     selection = select_stacks(workspace, args)
     stacks = selection.stacks
